@@ -1,0 +1,201 @@
+"""The command line as a user runs it: real processes, a simulated meter on a real pty."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+TUIMETER = [sys.executable, "-m", "tuimeter"]
+
+
+def run(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*TUIMETER, *args], capture_output=True, text=True, timeout=timeout)
+
+
+def assert_one_clear_line(proc: subprocess.CompletedProcess[str], code: int, *needles: str) -> None:
+    assert proc.returncode == code, proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    for n in needles:
+        assert n in lines[0]
+
+
+@pytest.fixture
+def meter(tmp_path: Path) -> Iterator[str]:
+    """`tuimeter simulate` in its own process; yields the link path it made."""
+    link = tmp_path / "ttyMETER"
+    proc = subprocess.Popen([*TUIMETER, "simulate", "--link", str(link), "--period", "0.3", "--seed", "4"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    device = proc.stdout.readline().strip()
+    assert device.startswith("/dev/pts/")
+    assert os.path.realpath(link) == device
+    yield str(link)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(5) == 0
+
+
+def test_version() -> None:
+    proc = run("--version")
+    assert proc.returncode == 0 and proc.stdout.strip().startswith("tuimeter ")
+
+
+def test_help_and_headless_never_import_textual(tmp_path: Path) -> None:
+    code = (
+        "import sys, threading, os, signal\n"
+        "from tuimeter.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "assert 'textual' not in sys.modules, 'help imported textual'\n"
+        "threading.Timer(2.0, lambda: os.kill(os.getpid(), signal.SIGINT)).start()\n"
+        f"rc = main(['--demo', '--headless', '--log', {str(tmp_path / 'x.jsonl')!r}])\n"
+        "print('TEXTUAL' if any(m.split('.')[0] == 'textual' for m in sys.modules) else 'CLEAN', rc)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert proc.stdout.strip().splitlines()[-1] == "CLEAN 0", proc.stdout + proc.stderr
+    assert '"type": "reading"' in (tmp_path / "x.jsonl").read_text()
+
+
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        ((), ("give a PORT",)),
+        (("--baud", "fast", "/dev/null"), ("--baud", "invalid int")),
+        (("/dev/ttyUSB0", "--set", "relay=maybe"), ("relay=on or relay=off",)),
+        (("/dev/ttyUSB0", "--every", "-1"), ("must not be negative",)),
+        (("--demo", "/dev/ttyUSB0"), ("not both",)),
+        (("/dev/ttyUSB0", "--json"), ("--json goes with --query",)),
+        (("--profile", "nope", "/dev/ttyUSB0"), ("no profile named 'nope'",)),
+    ],
+)
+def test_bad_arguments(args: tuple[str, ...], needles: tuple[str, ...]) -> None:
+    assert_one_clear_line(run(*args), 2, *needles)
+
+
+def test_missing_port(tmp_path: Path) -> None:
+    assert_one_clear_line(run(str(tmp_path / "ttyUSB7"), "--headless"), 3, "no such device", "--list-ports")
+
+
+def test_directory_as_port(tmp_path: Path) -> None:
+    assert_one_clear_line(run(str(tmp_path), "--headless"), 3, "is a directory")
+
+
+def test_plain_file_as_port(tmp_path: Path) -> None:
+    f = tmp_path / "notaport"
+    f.write_text("x")
+    assert_one_clear_line(run(str(f), "--query"), 3, "not a serial port")
+
+
+def test_unwritable_log_folder(meter: str, tmp_path: Path) -> None:
+    assert_one_clear_line(run(meter, "--headless", "--log", str(tmp_path / "missing" / "m.jsonl")), 2,
+                          "does not exist")
+
+
+def test_busy_port(meter: str) -> None:
+    first = subprocess.Popen([*TUIMETER, meter, "--headless"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+    try:
+        assert first.stdout is not None
+        assert "link handshaking" in first.stdout.readline()
+        assert_one_clear_line(run(meter, "--query"), 3, "busy")
+    finally:
+        first.terminate()
+        first.wait(5)
+
+
+def test_headless_jsonl_log_and_clean_sigterm(meter: str, tmp_path: Path) -> None:
+    log = tmp_path / "meter.jsonl"
+    log.write_text('{"type": "event", "event": "earlier run"}\n')  # appended to, never truncated
+    proc = subprocess.Popen([*TUIMETER, meter, "--headless", "--log", str(log)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    time.sleep(2.5)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+    lines = log.read_text().splitlines()
+    assert lines[0] == '{"type": "event", "event": "earlier run"}'
+    records = [json.loads(line) for line in lines]  # every line complete
+    readings = [r for r in records if r["type"] == "reading"]
+    assert len(readings) >= 3
+    r = readings[-1]
+    assert set(r) == {"type", "ts", "voltage_v", "current_a", "power_w", "energy_kwh", "leakage_ma", "relay",
+                      "faults"}
+    assert r["ts"][-6] in "+-" and 200 < r["voltage_v"] < 250 and r["relay"] is True and r["faults"] == []
+    events = [r["event"] for r in records if r["type"] == "event"]
+    assert "link_up" in events and "product_info" in events and "relay_change" in events
+    # the human status lines on stdout (plain: stdout is a pipe here)
+    status = [line for line in out.splitlines() if " V " in line]
+    assert len(status) == len(readings) and "\x1b[" not in out
+    assert "relay ON" in status[-1]
+
+
+def test_headless_csv(meter: str, tmp_path: Path) -> None:
+    log = tmp_path / "meter.csv"
+    for _ in range(2):  # the header is written once, for a new file
+        proc = subprocess.Popen([*TUIMETER, meter, "--headless", "--log", str(log), "--format", "csv"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        time.sleep(1.5)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(10) == 0
+    lines = log.read_text().splitlines()
+    assert lines[0] == "ts,voltage_v,current_a,power_w,energy_kwh,leakage_ma,relay,faults"
+    assert lines.count(lines[0]) == 1
+    assert len(lines) >= 4
+    assert lines[-1].split(",")[6] == "True"
+
+
+def test_set_relay_waits_for_confirmation(meter: str) -> None:
+    proc = run(meter, "--set", "relay=off")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "relay off (confirmed by the meter)"
+    proc = run(meter, "--set", "relay=off")
+    assert proc.returncode == 0 and "already off" in proc.stdout
+    assert run(meter, "--set", "relay=on").stdout.strip() == "relay on (confirmed by the meter)"
+
+
+def test_set_relay_refused_in_read_only(meter: str) -> None:
+    assert_one_clear_line(run(meter, "--set", "relay=off", "--read-only"), 2, "read-only")
+    query = json.loads(run(meter, "--query", "--json").stdout)
+    assert query["reading"]["relay"] is True
+
+
+def test_query_prints_every_datapoint(meter: str) -> None:
+    proc = run(meter, "--query", "--json")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    ids = [d["id"] for d in report["datapoints"]]
+    assert ids == [1, 6, 9, 11, 12, 13, 14, 16, 19, 101, 102, 103, 104, 105, 106]
+    assert report["product"]["product_id"] == "r9kg2g1uhhyicycb"
+    assert report["values"]["breaker_id"] == "FSE-F723C558128885"
+    text = run(meter, "--query").stdout
+    assert "dp 19 breaker_id: FSE-F723C558128885" in text
+    assert "dp 104 leakage_threshold: 50 mA" in text
+
+
+def test_query_on_silent_port_times_out_with_hint() -> None:
+    master, slave = os.openpty()
+    try:
+        proc = run(os.ttyname(slave), "--query", "--timeout", "1.5")
+        assert_one_clear_line(proc, 4, "no start-up with the meter", "--baud 115200")
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+def test_list_ports() -> None:
+    proc = run("--list-ports")
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr
+
+
+def test_simulate_bad_link_folder(tmp_path: Path) -> None:
+    proc = run("simulate", "--link", str(tmp_path / "no" / "tty"))
+    assert_one_clear_line(proc, 2, "cannot create")

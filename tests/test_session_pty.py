@@ -1,0 +1,174 @@
+"""End to end over a real pseudo-terminal: HostSession (pyserial-asyncio-fast) against the simulated meter."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tuimeter.core.commands import Command
+from tuimeter.core.events import Event, LinkChanged, LinkState, McuRestarted, Notice, ReadingUpdated
+from tuimeter.core.host import CommandRefused, HostConfig
+from tuimeter.core.profile import load_profile
+from tuimeter.host.session import HostSession, PortError, SessionOptions
+from tuimeter.sim.mcu import SimulatedMeter
+from tuimeter.sim.pty_server import PtyMeterServer
+
+
+@pytest.fixture
+async def server(tmp_path: Path) -> AsyncIterator[PtyMeterServer]:
+    loop = asyncio.get_running_loop()
+    srv = PtyMeterServer(SimulatedMeter(seed=2, period=0.3, start=loop.time()), link=tmp_path / "ttyMETER")
+    await srv.start()
+    yield srv
+    await srv.close()
+
+
+async def open_session(port: str, **config: object) -> HostSession:
+    session = HostSession(SessionOptions(port=port), load_profile(), HostConfig(**config))  # type: ignore[arg-type]
+    return session
+
+
+async def wait_for(sub_events: list[Event], pred: object, timeout: float = 5.0) -> Event:
+    async def poll() -> Event:
+        while True:
+            for e in sub_events:
+                if pred(e):  # type: ignore[operator]
+                    return e
+            await asyncio.sleep(0.01)
+
+    return await asyncio.wait_for(poll(), timeout)
+
+
+def record(session: HostSession) -> list[Event]:
+    events: list[Event] = []
+    session.bus.add_listener(events.append)
+    return events
+
+
+async def test_handshake_order_and_readings(server: PtyMeterServer) -> None:
+    session = await open_session(server.port)
+    events = record(session)
+    await session.start()
+    try:
+        await session.wait_online(5)
+        reading = await wait_for(events, lambda e: isinstance(e, ReadingUpdated) and e.reading.voltage_v)
+        assert isinstance(reading, ReadingUpdated)
+        assert 200 < (reading.reading.voltage_v or 0) < 250
+        assert reading.reading.relay is True
+        received = [(f.command, f.payload) for f in server.meter.frames_received]
+        assert received[:7] == [(0, b""), (1, b""), (2, b""), (3, b"\x02"), (3, b"\x03"), (3, b"\x04"), (8, b"")]
+        # periodic reports keep coming
+        n = sum(isinstance(e, ReadingUpdated) for e in events)
+        await asyncio.sleep(1.0)
+        assert sum(isinstance(e, ReadingUpdated) for e in events) >= n + 2
+    finally:
+        await session.close()
+
+
+async def test_relay_set_and_confirmed_by_meter(server: PtyMeterServer) -> None:
+    session = await open_session(server.port)
+    await session.start()
+    try:
+        await session.wait_online(5)
+        message = await session.set_relay(False)
+        assert "relay off (confirmed by the meter)" in message
+        assert server.meter.relay is False
+        assert session.machine.meter.reading(session.machine.wall_time()).power_w == 0
+        assert "confirmed" in await session.set_relay(True)
+        assert server.meter.relay is True
+    finally:
+        await session.close()
+
+
+async def test_read_only_never_sends_relay_command(server: PtyMeterServer) -> None:
+    session = await open_session(server.port, read_only=True)
+    await session.start()
+    try:
+        await session.wait_online(5)
+        with pytest.raises(CommandRefused, match="read-only"):
+            await session.set_relay(False)
+        await asyncio.sleep(0.2)
+        assert Command.DP_COMMAND not in [f.command for f in server.meter.frames_received]
+        assert server.meter.relay is True
+    finally:
+        await session.close()
+
+
+async def test_mcu_restart_detected_and_startup_rerun(server: PtyMeterServer) -> None:
+    session = await open_session(server.port, heartbeat_interval=0.3)
+    events = record(session)
+    await session.start()
+    try:
+        await session.wait_online(5)
+        loop = asyncio.get_running_loop()
+        server.meter.reboot(loop.time())
+        t0 = loop.time()
+        await wait_for(events, lambda e: isinstance(e, McuRestarted), 3)
+        await wait_for(events, lambda e: isinstance(e, LinkChanged) and e.state is LinkState.ONLINE
+                       and loop.time() > t0, 3)
+        assert loop.time() - t0 < 2.0
+        assert server.meter.reporting  # the sim was initialised again
+    finally:
+        await session.close()
+
+
+async def test_port_vanishes_and_returns(server: PtyMeterServer) -> None:
+    session = await open_session(server.port)
+    events = record(session)
+    await session.start()
+    try:
+        await session.wait_online(5)
+        server.vanish()
+        await wait_for(events, lambda e: isinstance(e, LinkChanged) and e.state is LinkState.RECONNECTING, 3)
+        await asyncio.sleep(1.5)  # stays away a while; reopen attempts fail quietly meanwhile
+        loop = asyncio.get_running_loop()
+        server.restore()
+        t0 = loop.time()
+        await session.wait_online(3)
+        assert loop.time() - t0 < 2.0
+        assert session.reconnects == 1
+        assert any(isinstance(e, Notice) and "back" in e.text for e in events)
+    finally:
+        await session.close()
+
+
+async def test_no_leaked_file_descriptors_over_unplug_cycles(server: PtyMeterServer) -> None:
+    session = await open_session(server.port)
+    await session.start()
+    try:
+        await session.wait_online(5)
+        fds_before = len(os.listdir("/proc/self/fd"))
+        for _ in range(10):
+            server.vanish()
+            await asyncio.sleep(0.05)
+            server.restore()
+            await session.wait_online(3)
+        await asyncio.sleep(0.1)
+        assert len(os.listdir("/proc/self/fd")) <= fds_before
+    finally:
+        await session.close()
+
+
+async def test_missing_port_is_a_clear_error(tmp_path: Path) -> None:
+    session = await open_session(str(tmp_path / "ttyUSB9"))
+    with pytest.raises(PortError, match="no such device; check the cable"):
+        await session.start()
+
+
+async def test_silent_port_gives_wiring_hint(tmp_path: Path) -> None:
+    master, slave = os.openpty()
+    try:
+        session = HostSession(SessionOptions(port=os.ttyname(slave), no_data_hint_after=0.3), load_profile())
+        events = record(session)
+        await session.start()
+        os.write(master, b"\xf0\x0f" * 20)  # what a wrong baud rate looks like
+        note = await wait_for(events, lambda e: isinstance(e, Notice) and e.level == "warning", 2)
+        assert isinstance(note, Notice) and "--baud 115200" in note.text
+        await session.close()
+    finally:
+        os.close(master)
+        os.close(slave)

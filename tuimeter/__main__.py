@@ -1,0 +1,3 @@
+from tuimeter.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,138 @@
+"""Command line. Kept light: heavy modules are imported only on the path that needs them,
+so `--help` and `--version` stay fast and the headless path never imports Textual."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from tuimeter import __version__
+
+EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, EXIT_PORT, EXIT_METER = 0, 1, 2, 3, 4
+
+DESCRIPTION = """\
+Run, watch and control a TuyaMCU energy meter (EARU EAMPDW-TY63 / WDYK 2P63A and relatives)
+from the UART its Wi-Fi module used. PORT is a device (/dev/ttyUSB0, /dev/serial/by-id/...)
+or a pyserial URL (socket://host:port, spy:///dev/ttyUSB0?file=trace.txt)."""
+
+EPILOG = """\
+other commands:
+  tuimeter simulate [--link PATH] [--seed N] [--period S] [--speed X]
+                        serve a simulated meter on a pseudo-terminal
+
+exit codes: 0 ok, 1 runtime failure (e.g. the log became unwritable), 2 bad arguments,
+            3 port cannot be opened, 4 the meter did not answer or confirm"""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"tuimeter: {message}; see 'tuimeter --help'\n")
+
+
+def _positive(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be greater than 0")
+    return v
+
+
+def _non_negative(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must not be negative")
+    return v
+
+
+def _relay_setting(text: str) -> bool:
+    key, _, value = text.partition("=")
+    if key.strip() != "relay" or value.strip().lower() not in ("on", "off"):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected relay=on or relay=off")
+    return value.strip().lower() == "on"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="tuimeter", description=DESCRIPTION, epilog=EPILOG,
+                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("port", nargs="?", metavar="PORT", help="serial device or pyserial URL")
+    p.add_argument("--demo", action="store_true", help="run on the built-in simulated meter (no hardware)")
+    p.add_argument("--headless", action="store_true", help="no screen UI: status lines and records only")
+    p.add_argument("--log", metavar="FILE", help="append machine records to FILE ('-' = stdout)")
+    p.add_argument("--format", choices=("jsonl", "csv"), default="jsonl", help="record format (default jsonl)")
+    p.add_argument("--every", type=_non_negative, default=0.0, metavar="S",
+                   help="at most one reading per S seconds (default: every reading)")
+    p.add_argument("--set", type=_relay_setting, dest="set_relay", metavar="relay=on|off",
+                   help="switch the relay, wait for the meter's confirmation, exit")
+    p.add_argument("--query", action="store_true", help="print every datapoint the meter reports, exit")
+    p.add_argument("--json", action="store_true", help="with --query: JSON output")
+    p.add_argument("--read-only", action="store_true", help="never send a relay or datapoint command")
+    p.add_argument("--baud", type=int, default=9600, help="serial speed (default 9600; some MCUs use 115200)")
+    p.add_argument("--wifi-state", type=int, choices=range(0, 7), default=4, metavar="0-6",
+                   help="network state reported to the MCU at the end of the ramp (default 4: cloud connected)")
+    p.add_argument("--heartbeat", type=_positive, default=15.0, metavar="S",
+                   help="heartbeat period once online (default 15 s)")
+    p.add_argument("--timeout", type=_positive, default=10.0, metavar="S",
+                   help="for --set and --query: how long to wait for the meter (default 10 s)")
+    p.add_argument("--profile", default=None, metavar="NAME|FILE", help="device profile (default earu-2p63a)")
+    p.add_argument("--list-ports", action="store_true", help="list serial ports and exit")
+    p.add_argument("--version", action="version", version=f"tuimeter {__version__}")
+    return p
+
+
+def build_sim_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="tuimeter simulate",
+                description="Serve a simulated meter on a pseudo-terminal and print its device path.")
+    p.add_argument("--link", metavar="PATH", help="also make PATH a symlink to the device")
+    p.add_argument("--seed", type=int, default=1, help="random seed (default 1): same seed, same household")
+    p.add_argument("--period", type=_positive, default=3.0, metavar="S",
+                   help="seconds between dp 6 reports (default 3; the real meter: ~15)")
+    p.add_argument("--speed", type=_positive, default=1.0, metavar="X",
+                   help="simulated seconds per real second for the household (default 1)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if args_list[:1] == ["simulate"]:
+            from tuimeter.sim.cli import run_simulate
+
+            return run_simulate(build_sim_parser().parse_args(args_list[1:]))
+        args = build_parser().parse_args(args_list)
+        return _dispatch(args)
+    except KeyboardInterrupt:
+        return 130
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.list_ports:
+        from tuimeter.host.transport import list_ports
+
+        ports = list_ports()
+        for device, desc, hwid in ports:
+            print(f"{device}\t{desc}\t{hwid}")
+        if not ports:
+            print("no serial ports found; is the USB-UART adapter plugged in?", file=sys.stderr)
+        return EXIT_OK
+    if args.port and args.demo:
+        return _usage("give either PORT or --demo, not both")
+    if not args.port and not args.demo:
+        return _usage("give a PORT (e.g. /dev/ttyUSB0) or --demo")
+    if args.json and not args.query:
+        return _usage("--json goes with --query")
+    if args.set_relay is not None and args.query:
+        return _usage("--set and --query are separate commands; run one at a time")
+    from tuimeter.runner import run
+
+    return run(args)
+
+
+def _usage(message: str) -> int:
+    print(f"tuimeter: {message}; see 'tuimeter --help'", file=sys.stderr)
+    return EXIT_USAGE

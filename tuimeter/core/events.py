@@ -1,0 +1,118 @@
+"""Events the host publishes: one stream that the TUI, the headless runner and every sink read."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from functools import cached_property
+
+from tuimeter.core.commands import ProductInfo, command_label
+from tuimeter.core.frames import Frame
+from tuimeter.core.meter import DatapointView, Reading
+
+
+class LinkState(StrEnum):
+    CONNECTING = "connecting"  # opening the port the first time
+    HANDSHAKING = "handshaking"  # port open, start-up sequence running
+    ONLINE = "online"  # start-up done, heartbeats answered
+    LINK_LOST = "link lost"  # heartbeats unanswered; start-up re-runs when the MCU answers
+    RECONNECTING = "reconnecting"  # the port went away; reopening with backoff
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True, slots=True)
+class LinkChanged:
+    ts: datetime
+    state: LinkState
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class McuRestarted:
+    ts: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ProductInfoReceived:
+    ts: datetime
+    info: ProductInfo
+
+
+@dataclass(frozen=True, slots=True)
+class DatapointReceived:
+    ts: datetime
+    view: DatapointView
+
+
+@dataclass(frozen=True, slots=True)
+class ReadingUpdated:
+    ts: datetime
+    reading: Reading
+
+
+@dataclass(frozen=True, slots=True)
+class RelayChanged:
+    ts: datetime
+    on: bool | None  # None: unknown (a command went unconfirmed)
+    previous: bool | None
+
+
+@dataclass(frozen=True, slots=True)
+class CommandFinished:
+    ts: datetime
+    token: int
+    ok: bool
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class ParseProblem:
+    ts: datetime
+    kind: str  # bad_checksum, oversize, stalled, junk, datapoint
+    detail: str
+    data: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """Something the user should read: a hint, a retry, a warning."""
+
+    ts: datetime
+    text: str
+    level: str = "info"  # info, warning, error
+
+
+@dataclass(eq=False)
+class FrameLogged:
+    """A frame in ("in") or out ("out"); the text is worked out only when someone reads it."""
+
+    ts: datetime
+    direction: str
+    frame: Frame
+    describe: Callable[[Frame], str] | None = field(repr=False, default=None)
+
+    @cached_property
+    def text(self) -> str:
+        if self.describe is not None:
+            return self.describe(self.frame)
+        return command_label(self.frame.command)
+
+    @property
+    def hex(self) -> str:
+        return self.frame.raw.hex(" ").upper()
+
+
+Event = (
+    LinkChanged
+    | McuRestarted
+    | ProductInfoReceived
+    | DatapointReceived
+    | ReadingUpdated
+    | RelayChanged
+    | CommandFinished
+    | ParseProblem
+    | Notice
+    | FrameLogged
+)

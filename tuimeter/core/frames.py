@@ -1,0 +1,218 @@
+"""TuyaMCU frames: `55 AA ver cmd len(u16 BE) payload sum`, and an incremental stream parser.
+
+Sans-I/O: bytes in, frames and parse problems out. The caller passes the clock in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+HEADER = b"\x55\xaa"
+HEADER_LEN = 6  # 55 AA ver cmd lenHi lenLo
+MIN_FRAME = 7
+HOST_VERSION = 0x00  # the MCU SDK ignores any frame from the host with another version
+MCU_VERSION = 0x03
+DEFAULT_MAX_LENGTH = 1024  # payload cap; real meter frames are < 64 B, product JSON < 256 B
+DEFAULT_INTERBYTE_TIMEOUT = 0.5  # Tasmota v2 uses 500 ms, ESPHome 300 ms
+
+
+def checksum(data: bytes | bytearray | memoryview) -> int:
+    """Sum of all bytes mod 256, as the protocol defines it."""
+    return sum(data) & 0xFF
+
+
+def encode_frame(command: int, payload: bytes = b"", version: int = HOST_VERSION) -> bytes:
+    """Build one complete frame, length and checksum included."""
+    if not 0 <= command <= 0xFF or not 0 <= version <= 0xFF:
+        raise ValueError("command and version must be bytes")
+    if len(payload) > 0xFFFF:
+        raise ValueError("payload longer than 65535 bytes")
+    body = bytes((0x55, 0xAA, version, command, len(payload) >> 8, len(payload) & 0xFF)) + payload
+    return body + bytes((checksum(body),))
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One valid frame as it stood on the wire."""
+
+    version: int
+    command: int
+    payload: bytes
+
+    @property
+    def raw(self) -> bytes:
+        return encode_frame(self.command, self.payload, self.version)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Frame:
+        """Decode exactly one frame; raises ValueError when `data` is not one valid frame."""
+        if len(data) < MIN_FRAME or data[:2] != HEADER:
+            raise ValueError("not a TuyaMCU frame (no 55 AA header)")
+        length = (data[4] << 8) | data[5]
+        if len(data) != MIN_FRAME + length:
+            raise ValueError(f"length field says {length} payload bytes, frame has {len(data) - 7}")
+        if checksum(data[:-1]) != data[-1]:
+            raise ValueError("bad checksum")
+        return cls(data[2], data[3], bytes(data[6:-1]))
+
+
+@dataclass(frozen=True, slots=True)
+class Junk:
+    """Bytes skipped between frames (noise, or the remains of a broken frame)."""
+
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ParseError:
+    """A frame candidate that was rejected. `kind`: bad_checksum, oversize or stalled."""
+
+    kind: str
+    data: bytes
+    detail: str
+
+
+ParserEvent = Frame | Junk | ParseError
+
+
+@dataclass(slots=True)
+class ParserStats:
+    """Counters; bytes_in == frame_bytes + bytes_skipped + what is still buffered."""
+
+    bytes_in: int = 0
+    frames: int = 0
+    frame_bytes: int = 0
+    bytes_skipped: int = 0
+    bad_checksums: int = 0
+    oversize: int = 0
+    stalled: int = 0
+
+    @property
+    def errors(self) -> int:
+        return self.bad_checksums + self.oversize + self.stalled
+
+
+@dataclass(slots=True)
+class StreamParser:
+    """Incremental parser. On a bad checksum, an impossible length or a stall it resumes
+    scanning one byte after the failed header, so a real frame hidden inside a broken one
+    is still found."""
+
+    max_length: int = DEFAULT_MAX_LENGTH
+    interbyte_timeout: float = DEFAULT_INTERBYTE_TIMEOUT
+    stats: ParserStats = field(default_factory=ParserStats)
+    _buf: bytearray = field(default_factory=bytearray)
+    _junk: bytearray = field(default_factory=bytearray)
+    _last_byte_at: float | None = None
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buf)
+
+    def feed(self, data: bytes, now: float = 0.0) -> list[ParserEvent]:
+        """Add received bytes; return the frames (and problems) they complete, in order."""
+        out: list[ParserEvent] = []
+        if self._buf and self._last_byte_at is not None and now - self._last_byte_at > self.interbyte_timeout:
+            self._drain(out, final=True)
+        if data:
+            self.stats.bytes_in += len(data)
+            self._buf += data
+            self._last_byte_at = now
+            self._drain(out, final=False)
+        return out
+
+    def check_timeout(self, now: float) -> list[ParserEvent]:
+        """Drop a partial frame that has stalled for longer than the inter-byte timeout."""
+        if not self._buf or self._last_byte_at is None or now - self._last_byte_at <= self.interbyte_timeout:
+            return []
+        out: list[ParserEvent] = []
+        self._drain(out, final=True)
+        return out
+
+    def flush(self) -> list[ParserEvent]:
+        """End of stream: whatever is left is either a frame hidden in it, or junk."""
+        out: list[ParserEvent] = []
+        self._drain(out, final=True)
+        self._emit_junk(out)
+        return out
+
+    def _skip(self, n: int) -> None:
+        self._junk += self._buf[:n]
+        self.stats.bytes_skipped += n
+        del self._buf[:n]
+
+    def _emit_junk(self, out: list[ParserEvent]) -> None:
+        if self._junk:
+            out.append(Junk(bytes(self._junk)))
+            self._junk.clear()
+
+    def _drain(self, out: list[ParserEvent], *, final: bool) -> None:
+        """Take every complete frame off the front of the buffer. With `final`, an
+        incomplete candidate is given up (stalled) instead of waited for."""
+        buf = self._buf
+        pos = 0  # frames are taken off in one slice at the end; pos is their end
+        while True:
+            start = buf.find(HEADER, pos)
+            if start < 0:
+                # keep a trailing 0x55: it may be the first half of a header
+                keep = 1 if (not final and buf and buf[-1] == 0x55) else 0
+                end = len(buf) - keep
+                if end > pos:
+                    self._junk += buf[pos:end]
+                    self.stats.bytes_skipped += end - pos
+                pos = end
+                break
+            if start > pos:
+                self._junk += buf[pos:start]
+                self.stats.bytes_skipped += start - pos
+                pos = start
+            avail = len(buf) - start
+            if avail < HEADER_LEN:
+                if final:
+                    self._reject(out, "stalled", bytes(buf[start:]), "frame cut off by a pause on the line")
+                    pos = start + 1
+                    continue
+                break
+            length = (buf[start + 4] << 8) | buf[start + 5]
+            if length > self.max_length:
+                self._reject(out, "oversize", bytes(buf[start:start + HEADER_LEN]),
+                             f"length {length} exceeds the {self.max_length}-byte cap")
+                pos = start + 1
+                continue
+            total = MIN_FRAME + length
+            if avail < total:
+                if final:
+                    self._reject(out, "stalled", bytes(buf[start:]),
+                                 f"frame cut off after {avail} of {total} bytes")
+                    pos = start + 1
+                    continue
+                break
+            end = start + total
+            if sum(buf[start:end - 1]) & 0xFF != buf[end - 1]:
+                self._reject(out, "bad_checksum", bytes(buf[start:end]),
+                             f"checksum {buf[end - 1]:02X}, expected {sum(buf[start:end - 1]) & 0xFF:02X}")
+                pos = start + 1
+                continue
+            self._emit_junk(out)
+            out.append(Frame(buf[start + 2], buf[start + 3], bytes(buf[start + 6:end - 1])))
+            self.stats.frames += 1
+            self.stats.frame_bytes += total
+            pos = end
+        if pos:
+            del buf[:pos]
+        if final or len(self._junk) >= 256:  # bounded: noise never piles up in memory
+            self._emit_junk(out)
+        if not buf:
+            self._last_byte_at = None
+
+    def _reject(self, out: list[ParserEvent], kind: str, data: bytes, detail: str) -> None:
+        if kind == "bad_checksum":
+            self.stats.bad_checksums += 1
+        elif kind == "oversize":
+            self.stats.oversize += 1
+        else:
+            self.stats.stalled += 1
+        # the failed header's first byte is junk; the rest is scanned again
+        self._junk.append(0x55)
+        self.stats.bytes_skipped += 1
+        out.append(ParseError(kind, data, detail))

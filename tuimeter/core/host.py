@@ -1,0 +1,445 @@
+"""The host side of TuyaMCU as a sans-I/O state machine (bytes and clock in; bytes and events out).
+
+Start-up follows the protocol reference's recommended sequence: heartbeat every 1 s until
+answered, 0x01 product info, 0x02 working mode, the 0x03 network ramp when the mode reply is
+empty, then 0x08; after that a heartbeat every 15 s with a reply timeout. One request is
+outstanding at a time. MCU-initiated requests are answered at once, in every phase.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from tuimeter.core.commands import (
+    Command,
+    ProductInfo,
+    command_label,
+    gmt_time_payload,
+    local_time_payload,
+    network_ramp,
+    parse_product_info,
+)
+from tuimeter.core.datapoints import DataPoint, DPType, decode_datapoints, make_datapoint
+from tuimeter.core.events import (
+    CommandFinished,
+    DatapointReceived,
+    Event,
+    FrameLogged,
+    LinkChanged,
+    LinkState,
+    McuRestarted,
+    Notice,
+    ParseProblem,
+    ProductInfoReceived,
+    ReadingUpdated,
+    RelayChanged,
+)
+from tuimeter.core.frames import Frame, Junk, ParseError, StreamParser, encode_frame
+from tuimeter.core.meter import MeterState
+from tuimeter.core.profile import Profile
+
+
+@dataclass(frozen=True, slots=True)
+class HostConfig:
+    wifi_state: int = 4  # many meters need "cloud connected" before they behave
+    handshake_interval: float = 1.0  # heartbeat period until the MCU first answers
+    heartbeat_interval: float = 15.0
+    heartbeat_timeout: float = 3.0
+    missed_heartbeats: int = 3  # this many unanswered in a row = link lost
+    step_timeout: float = 1.0  # start-up and query requests
+    step_attempts: int = 3
+    relay_timeout: float = 3.0
+    read_only: bool = False
+    rssi_dbm: int = -50  # answer to 0x24; a wired host has no radio, so a plausible fixed value
+
+
+class CommandRefused(Exception):
+    """A command the host will not send; the message says why."""
+
+
+def _local_now() -> datetime:
+    return datetime.now(UTC).astimezone()
+
+
+@dataclass(slots=True)
+class _Request:
+    kind: str  # heartbeat, product, mode, network, query, relay
+    command: int
+    payload: bytes = b""
+    token: int | None = None
+    relay_on: bool | None = None
+    attempts: int = 0
+    deadline: float = 0.0
+
+
+class HostMachine:
+    """Drive it with connection_made/receive/tick; collect data_to_send() and events()."""
+
+    def __init__(self, profile: Profile, config: HostConfig | None = None,
+                 wallclock: Callable[[], datetime] = _local_now) -> None:
+        self.config = config or HostConfig()
+        self.profile = profile
+        self.meter = MeterState(profile)
+        self.parser = StreamParser()
+        self.product: ProductInfo | None = None
+        self.link = LinkState.CONNECTING
+        self.frames_in = 0
+        self.frames_out = 0
+        self.last_heartbeat_reply: float | None = None
+        self.last_frame_at: float | None = None
+        self._wall = wallclock
+        self._out = bytearray()
+        self._events: list[Event] = []
+        self._tokens = itertools.count(1)
+        self._pending: _Request | None = None
+        self._startup: deque[_Request] = deque()  # remaining start-up steps
+        self._queue: deque[_Request] = deque()  # user commands and network ramps once online
+        self._phase = "idle"  # idle, handshake, startup, running
+        self._next_heartbeat = 0.0
+        self._missed = 0
+        self._net_state: int | None = None
+        self._connected = False
+        self._was_online = False
+        self._reading_dirty = False
+        relay = profile.for_role("relay")
+        self._relay_dp = relay.id if relay is not None and relay.type is DPType.BOOL else None
+
+    # ---- outputs ---------------------------------------------------------------------------
+    def data_to_send(self) -> bytes:
+        data = bytes(self._out)
+        self._out.clear()
+        return data
+
+    def events(self) -> list[Event]:
+        ev, self._events = self._events, []
+        return ev
+
+    def next_deadline(self) -> float | None:
+        """When tick() must next run (monotonic seconds), or None when nothing is timed."""
+        times = []
+        if self._pending is not None:
+            times.append(self._pending.deadline)
+        elif self._phase == "running" and self._connected:
+            times.append(0.0 if self._queue else self._next_heartbeat)
+        if self.parser.buffered and self.parser._last_byte_at is not None:
+            times.append(self.parser._last_byte_at + self.parser.interbyte_timeout + 0.001)
+        return min(times) if times else None
+
+    def wall_time(self) -> datetime:
+        return self._wall()
+
+    @property
+    def phase(self) -> str:
+        return self._phase
+
+    @property
+    def relay_pending(self) -> bool:
+        return (self._pending is not None and self._pending.kind == "relay") or any(
+            r.kind == "relay" for r in self._queue)
+
+    # ---- connection ------------------------------------------------------------------------
+    def connection_made(self, now: float) -> None:
+        self._connected = True
+        self.parser = StreamParser(self.parser.max_length, self.parser.interbyte_timeout, self.parser.stats)
+        self._start_handshake(now, LinkState.HANDSHAKING, "port open; waiting for the MCU's heartbeat reply")
+
+    def connection_lost(self, now: float, reason: str) -> None:
+        self._connected = False
+        self._fail_all("port closed")
+        self._phase = "idle"
+        self._set_link(LinkState.RECONNECTING, reason)
+
+    def _set_link(self, state: LinkState, reason: str = "") -> None:
+        if state is not self.link:
+            self.link = state
+            self._events.append(LinkChanged(self._wall(), state, reason))
+
+    def _start_handshake(self, now: float, state: LinkState, reason: str) -> None:
+        self._fail_all("start-up restarted")
+        self._phase = "handshake"
+        self._missed = 0
+        self._set_link(state, reason)
+        self._send_request(_Request("heartbeat", Command.HEARTBEAT), now, self.config.handshake_interval)
+
+    def _start_startup(self, now: float) -> None:
+        self._phase = "startup"
+        self._startup = deque([_Request("product", Command.PRODUCT_INFO), _Request("mode", Command.WORKING_MODE)])
+        self._advance_startup(now)
+
+    def _fail_all(self, why: str) -> None:
+        for req in ([self._pending] if self._pending else []) + list(self._queue):
+            if req.token is not None:
+                self._finish(req, False, f"{req.kind} cancelled: {why}")
+        self._pending = None
+        self._queue.clear()
+        self._startup.clear()
+
+    # ---- commands from the user ------------------------------------------------------------
+    def request_relay(self, on: bool, now: float) -> int:
+        """Queue 0x06 relay=on/off. Completes (CommandFinished) only on the meter's own report."""
+        if self.config.read_only:
+            raise CommandRefused("read-only mode: relay commands are disabled")
+        if self._relay_dp is None:
+            raise CommandRefused(f"profile {self.profile.name} has no relay datapoint")
+        if self._phase != "running":
+            raise CommandRefused(f"meter not online ({self.link.value}); relay command not sent")
+        if self.relay_pending:
+            raise CommandRefused("a relay command is already waiting for the meter's confirmation")
+        token = next(self._tokens)
+        if self.meter.values.get("relay") is on:
+            self._events.append(CommandFinished(self._wall(), token, True,
+                                                f"relay already {'on' if on else 'off'}; nothing sent"))
+            return token
+        payload = make_datapoint(self._relay_dp, DPType.BOOL, on).encode()
+        self._queue.append(_Request("relay", Command.DP_COMMAND, payload, token, relay_on=on))
+        self._pump(now)
+        return token
+
+    def request_query(self, now: float) -> int:
+        """Queue 0x08; completes when the first report of the dump arrives."""
+        if self._phase != "running":
+            raise CommandRefused(f"meter not online ({self.link.value}); query not sent")
+        token = next(self._tokens)
+        self._queue.append(_Request("query", Command.DP_QUERY, token=token))
+        self._pump(now)
+        return token
+
+    # ---- input -----------------------------------------------------------------------------
+    def receive(self, data: bytes, now: float) -> None:
+        for item in self.parser.feed(data, now):
+            self._handle_parsed(item, now)
+        self._emit_reading()
+        self._pump(now)
+
+    def tick(self, now: float) -> None:
+        for item in self.parser.check_timeout(now):
+            self._handle_parsed(item, now)
+        req = self._pending
+        if req is not None and now >= req.deadline:
+            self._pending = None
+            self._on_timeout(req, now)
+        self._emit_reading()
+        self._pump(now)
+
+    def _emit_reading(self) -> None:
+        """One Reading per batch of bytes: the frames of one report burst make one reading."""
+        if self._reading_dirty:
+            self._reading_dirty = False
+            ts = self._wall()
+            self._events.append(ReadingUpdated(ts, self.meter.reading(ts)))
+
+    def _handle_parsed(self, item: Frame | Junk | ParseError, now: float) -> None:
+        if isinstance(item, Frame):
+            self.frames_in += 1
+            self.last_frame_at = now
+            self._events.append(FrameLogged(self._wall(), "in", item, self.describe_frame))
+            self._on_frame(item, now)
+        elif isinstance(item, ParseError):
+            self._events.append(ParseProblem(self._wall(), item.kind, item.detail, item.data))
+        else:
+            self._events.append(ParseProblem(self._wall(), "junk", f"{len(item.data)} bytes skipped", item.data))
+
+    def _on_frame(self, f: Frame, now: float) -> None:
+        cmd = f.command
+        if cmd in (Command.DP_REPORT, Command.DP_REPORT_SYNC):
+            self._apply_dps(f.payload)
+            if cmd == Command.DP_REPORT_SYNC:
+                self._reply(Command.DP_REPORT_SYNC_ACK, b"\x01")
+        elif cmd == Command.EXTENDED and f.payload:
+            if f.payload[0] == 0x0B and len(f.payload) >= 9:  # record-type report: 8 time bytes, then dps
+                self._apply_dps(f.payload[9:])
+            self._reply(Command.EXTENDED, bytes((f.payload[0], 0x00)))
+        elif cmd == Command.LOCAL_TIME:
+            self._reply(Command.LOCAL_TIME, local_time_payload(self._wall()))
+        elif cmd == Command.GMT_TIME:
+            self._reply(Command.GMT_TIME, gmt_time_payload(self._wall().astimezone(UTC)))
+        elif cmd == Command.NETWORK_QUERY:
+            state = self._net_state if self._net_state is not None else self.config.wifi_state
+            self._reply(Command.NETWORK_QUERY, bytes((state,)))
+        elif cmd == Command.WIFI_RSSI:
+            self._reply(Command.WIFI_RSSI, self.config.rssi_dbm.to_bytes(1, "big", signed=True))
+        elif cmd == Command.WIFI_TEST:
+            self._reply(Command.WIFI_TEST, b"\x00\x00")
+        elif cmd == Command.NEW_FEATURE:
+            self._reply(Command.NEW_FEATURE, bytes((f.payload[0] if f.payload else 0, 0x00)))
+        elif cmd in (Command.RESET_WIFI, Command.RESET_WIFI_MODE):
+            self._reply(cmd, b"")
+            pairing = f.payload[0] if cmd == Command.RESET_WIFI_MODE and f.payload else 0
+            self._events.append(Notice(self._wall(), "the meter reset its Wi-Fi pairing; reporting the network again"))
+            for state in network_ramp(self.config.wifi_state, pairing):
+                self._queue.append(_Request("network", Command.NETWORK_STATUS, bytes((state,))))
+        if self._pending is not None and self._matches(self._pending, f):
+            req, self._pending = self._pending, None
+            self._on_reply(req, f, now)
+
+    def _matches(self, req: _Request, f: Frame) -> bool:
+        if req.kind in ("query", "relay"):
+            reports = f.command in (Command.DP_REPORT, Command.DP_REPORT_SYNC)
+            return reports and (req.kind == "query" or self._reports_relay(f))
+        if req.kind == "heartbeat":
+            return f.command == Command.HEARTBEAT and len(f.payload) == 1
+        return f.command == req.command
+
+    def _reports_relay(self, f: Frame) -> bool:
+        dps, _ = decode_datapoints(f.payload)
+        return any(dp.id == self._relay_dp and dp.type is DPType.BOOL for dp in dps)
+
+    def _apply_dps(self, payload: bytes) -> None:
+        dps, problems = decode_datapoints(payload)
+        ts = self._wall()
+        for p in problems:
+            self._events.append(ParseProblem(ts, "datapoint", p, payload))
+        for dp in dps:
+            self._reading_dirty |= self._apply_dp(dp, ts)
+
+    def _apply_dp(self, dp: DataPoint, ts: datetime) -> bool:
+        before = self.meter.values.get("relay")
+        values = self.meter.apply(dp)
+        self._events.append(DatapointReceived(ts, self.meter.view(dp)))
+        if "relay" in values and values["relay"] != before:
+            after = values["relay"]
+            self._events.append(RelayChanged(ts, after if isinstance(after, bool) else None,
+                                             before if isinstance(before, bool) else None))
+        return any(self.meter.is_reading_role(role) for role in values)
+
+    # ---- requests and replies --------------------------------------------------------------
+    def _on_reply(self, req: _Request, f: Frame, now: float) -> None:
+        kind = req.kind
+        if kind == "heartbeat":
+            self.last_heartbeat_reply = now
+            self._missed = 0
+            restarted = f.payload[0] == 0x00
+            if self._phase == "handshake":
+                if restarted and self._was_online:
+                    self._events.append(McuRestarted(self._wall()))
+                self._start_startup(now)
+            elif restarted:
+                self._events.append(McuRestarted(self._wall()))
+                self._fail_all("the MCU restarted")
+                self._set_link(LinkState.HANDSHAKING, "the MCU restarted; running start-up again")
+                self._start_startup(now)
+            else:
+                self._next_heartbeat = now + self.config.heartbeat_interval
+        elif kind == "product":
+            self.product = parse_product_info(f.payload)
+            self._events.append(ProductInfoReceived(self._wall(), self.product))
+            self._advance_startup(now)
+        elif kind == "mode":
+            if not f.payload:  # cooperative: the MCU wants to be told the network state
+                ramp = network_ramp(self.config.wifi_state)
+                self._startup.extendleft(reversed(
+                    [_Request("network", Command.NETWORK_STATUS, bytes((s,))) for s in ramp]))
+            self._startup.append(_Request("query", Command.DP_QUERY))
+            self._advance_startup(now)
+        elif kind == "network":
+            self._net_state = req.payload[0]
+            self._advance_startup(now)
+        elif kind == "query":
+            if self._phase == "startup":
+                self._phase = "running"
+                self._was_online = True
+                self._next_heartbeat = now + self.config.heartbeat_interval
+                self._set_link(LinkState.ONLINE, "start-up complete")
+            else:
+                self._finish(req, True, "query sent; the meter is reporting")
+        elif kind == "relay":
+            confirmed = self.meter.values.get("relay")
+            if confirmed is req.relay_on:
+                self._finish(req, True, f"relay {'on' if confirmed else 'off'} (confirmed by the meter)")
+            else:
+                self._finish(req, False, f"relay command {'on' if req.relay_on else 'off'} sent, "
+                                         f"but the meter reports {'on' if confirmed else 'off'}")
+
+    def _advance_startup(self, now: float) -> None:
+        if self._phase != "startup":
+            return
+        if self._startup:
+            req = self._startup.popleft()
+            self._send_request(req, now, self.config.step_timeout)
+
+    def _on_timeout(self, req: _Request, now: float) -> None:
+        if req.kind == "heartbeat" and self._phase == "handshake":
+            self._send_request(req, now, self.config.handshake_interval)  # keep knocking every second
+        elif req.kind == "heartbeat":
+            self._missed += 1
+            if self._missed >= self.config.missed_heartbeats:
+                self._start_handshake(now, LinkState.LINK_LOST,
+                                      f"{self._missed} heartbeats unanswered; the meter is not responding")
+            else:
+                self._next_heartbeat = now  # ask again straight away
+        elif req.kind == "relay":
+            self._finish(req, False, f"the meter did not confirm relay {'on' if req.relay_on else 'off'} "
+                                     f"within {self.config.relay_timeout:g} s; relay state unknown")
+            before = self.meter.values.pop("relay", None)
+            if before is not None:
+                self._events.append(RelayChanged(self._wall(), None, before if isinstance(before, bool) else None))
+                self._reading_dirty = True
+        elif req.attempts < self.config.step_attempts:
+            self._send_request(req, now, self.config.step_timeout)
+        elif self._phase == "startup":
+            self._start_handshake(now, LinkState.HANDSHAKING,
+                                  f"no reply to {command_label(req.command)} after {req.attempts} tries; "
+                                  "restarting start-up")
+        else:
+            if req.token is not None:
+                self._finish(req, False, f"no reply to {command_label(req.command)} after {req.attempts} tries")
+
+    def _pump(self, now: float) -> None:
+        """Send the next queued request when nothing is outstanding."""
+        if self._pending is not None or self._phase != "running" or not self._connected:
+            return
+        if self._queue:
+            req = self._queue.popleft()
+            timeout = self.config.relay_timeout if req.kind == "relay" else self.config.step_timeout
+            self._send_request(req, now, timeout)
+        elif now >= self._next_heartbeat:
+            self._send_request(_Request("heartbeat", Command.HEARTBEAT), now, self.config.heartbeat_timeout)
+
+    def _send_request(self, req: _Request, now: float, timeout: float) -> None:
+        req.attempts += 1
+        req.deadline = now + timeout
+        self._pending = req
+        self._send(req.command, req.payload)
+
+    def _reply(self, cmd: int, payload: bytes) -> None:
+        self._send(cmd, payload)
+
+    def _send(self, cmd: int, payload: bytes) -> None:
+        if not self._connected:
+            return
+        frame = Frame(0x00, cmd, payload)
+        self._out += encode_frame(cmd, payload)
+        self.frames_out += 1
+        self._events.append(FrameLogged(self._wall(), "out", frame, self.describe_frame))
+
+    def _finish(self, req: _Request, ok: bool, message: str) -> None:
+        if req.token is not None:
+            self._events.append(CommandFinished(self._wall(), req.token, ok, message))
+
+    # ---- frame text for the log ------------------------------------------------------------
+    def describe_frame(self, f: Frame) -> str:
+        return describe_frame(f, self.meter)
+
+
+def describe_frame(f: Frame, meter: MeterState) -> str:
+    """One line for the frame log: command name and decoded payload."""
+    label = command_label(f.command)
+    if f.command in (Command.DP_REPORT, Command.DP_COMMAND, Command.DP_REPORT_SYNC):
+        dps, problems = decode_datapoints(f.payload)
+        parts = [meter.view(dp).text for dp in dps] + [f"! {p}" for p in problems]
+        return f"{label}: " + "; ".join(parts) if parts else label
+    if f.command == Command.HEARTBEAT and len(f.payload) == 1:
+        return f"{label} reply: " + ("first since MCU boot" if f.payload[0] == 0 else "running")
+    if f.command == Command.PRODUCT_INFO and f.payload:
+        return f"{label}: {parse_product_info(f.payload).text}"
+    if f.command in (Command.NETWORK_STATUS, Command.NETWORK_QUERY) and len(f.payload) == 1:
+        return f"{label}: state {f.payload[0]}"
+    if f.command == Command.WORKING_MODE and f.version != 0:
+        return f"{label}: " + ("cooperative (empty)" if not f.payload else f"module GPIOs {f.payload.hex(' ')}")
+    if f.payload:
+        return f"{label}: {f.payload.hex(' ')}"
+    return label

@@ -1,0 +1,217 @@
+"""Device profiles: a meter's datapoint map (names, units, scaling, raw layouts, fault bits) as data.
+
+Profiles are TOML files; the ones shipped live in `tuimeter/profiles/`. Code never hard-codes a
+dpId: it asks the profile which dp plays a role (voltage, relay, ...).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from tuimeter.core.datapoints import DataPoint, DPType
+
+# Roles a Reading is built from, and the device-panel roles.
+READING_ROLES = ("voltage", "current", "power", "energy", "leakage", "relay", "faults")
+OTHER_ROLES = (
+    "breaker_id",
+    "over_voltage_threshold",
+    "under_voltage_threshold",
+    "over_current_threshold",
+    "leakage_threshold",
+    "mute",
+    "earth_leak",
+)
+ROLES = READING_ROLES + OTHER_ROLES
+DEFAULT_PROFILE = "earu-2p63a"
+
+Scalar = float | int | bool | str | tuple[str, ...] | bytes
+
+
+class ProfileError(ValueError):
+    """A profile file that cannot be used; the message names the file and the problem."""
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    """One number inside a raw dp: big-endian unsigned at offset..offset+size."""
+
+    role: str
+    offset: int
+    size: int
+    scale: float
+    unit: str
+
+
+@dataclass(frozen=True, slots=True)
+class DPSpec:
+    id: int
+    name: str
+    type: DPType
+    role: str | None = None
+    scale: float = 1.0
+    unit: str = ""
+    writable: bool = False
+    fields: tuple[Field, ...] = ()
+    bits: tuple[str, ...] = ()
+
+    def decode(self, dp: DataPoint) -> dict[str, Scalar]:
+        """Values this dp gives, keyed by role (or by the dp's name when it has no role)."""
+        if self.fields and isinstance(dp.value, bytes):
+            return {f.role: _scaled(int.from_bytes(dp.value[f.offset:f.offset + f.size], "big"), f.scale)
+                    for f in self.fields if f.offset + f.size <= len(dp.value)}
+        key = self.role or self.name
+        if self.bits and isinstance(dp.value, int) and not isinstance(dp.value, bool):
+            return {key: fault_names(dp.value, self.bits)}
+        if isinstance(dp.value, int) and not isinstance(dp.value, bool):
+            return {key: _scaled(dp.value, self.scale)}
+        return {key: dp.value}
+
+    def describe(self, dp: DataPoint) -> str:
+        values = self.decode(dp)
+        if self.fields:
+            units = {f.role: f.unit for f in self.fields}
+            parts = [f"{k} {format_value(v)}{(' ' + units[k]) if units[k] else ''}" for k, v in values.items()]
+            return f"{self.name}: " + ", ".join(parts)
+        (value,) = values.values()
+        if isinstance(value, tuple):
+            return f"{self.name}: " + (", ".join(value) if value else "none")
+        return f"{self.name}: {format_value(value)}{(' ' + self.unit) if self.unit else ''}"
+
+
+def _scaled(raw: int, scale: float) -> float | int:
+    if scale == 1:
+        return raw
+    return round(raw * scale, 9)
+
+
+def format_value(v: Scalar) -> str:
+    if isinstance(v, bool):
+        return "on" if v else "off"
+    if isinstance(v, bytes):
+        return v.hex()
+    if isinstance(v, tuple):
+        return ",".join(v) or "none"
+    if isinstance(v, float):
+        return f"{v:g}"
+    return str(v)
+
+
+def fault_names(value: int, bits: tuple[str, ...]) -> tuple[str, ...]:
+    names = []
+    bit = 0
+    while value >> bit:
+        if (value >> bit) & 1:
+            names.append(bits[bit] if bit < len(bits) else f"fault_bit_{bit}")
+        bit += 1
+    return tuple(names)
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    name: str
+    title: str
+    product_ids: tuple[str, ...]
+    dps: dict[int, DPSpec]
+    source: str
+
+    def for_role(self, role: str) -> DPSpec | None:
+        for spec in self.dps.values():
+            if spec.role == role or any(f.role == role for f in spec.fields):
+                return spec
+        return None
+
+
+def load_profile(name_or_path: str = DEFAULT_PROFILE) -> Profile:
+    """Load a shipped profile by name, or a profile file by path."""
+    path = Path(name_or_path)
+    if path.suffix == ".toml" or path.exists():
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ProfileError(f"cannot read profile {path}: {exc.strerror}") from None
+        return parse_profile(text, str(path))
+    shipped = resources.files("tuimeter") / "profiles" / f"{name_or_path}.toml"
+    if not shipped.is_file():
+        raise ProfileError(f"no profile named {name_or_path!r}; shipped: {', '.join(shipped_profiles())}")
+    return parse_profile(shipped.read_text(encoding="utf-8"), f"{name_or_path}.toml")
+
+
+def shipped_profiles() -> list[str]:
+    folder = resources.files("tuimeter") / "profiles"
+    return sorted(p.name.removesuffix(".toml") for p in folder.iterdir() if p.name.endswith(".toml"))
+
+
+def parse_profile(text: str, source: str) -> Profile:
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ProfileError(f"{source}: not valid TOML ({exc})") from None
+    try:
+        dps = [_parse_dp(d) for d in doc.get("dp", [])]
+        profile = Profile(
+            name=str(doc["name"]),
+            title=str(doc.get("title", doc["name"])),
+            product_ids=tuple(str(p) for p in doc.get("product_ids", [])),
+            dps={d.id: d for d in dps},
+            source=source,
+        )
+    except KeyError as exc:
+        raise ProfileError(f"{source}: missing key {exc.args[0]!r}") from None
+    except (TypeError, ValueError) as exc:
+        raise ProfileError(f"{source}: {exc}") from None
+    if len(profile.dps) != len(dps):
+        raise ProfileError(f"{source}: a dp id is listed twice")
+    return profile
+
+
+def _parse_dp(d: dict[str, object]) -> DPSpec:
+    dpid = d["id"]
+    if not isinstance(dpid, int) or not 0 <= dpid <= 255:
+        raise ValueError(f"dp id {dpid!r} is not 0..255")
+    try:
+        dptype = DPType[str(d["type"]).upper()]
+    except KeyError:
+        kinds = "raw, bool, value, string, enum, bitmap"
+        raise ValueError(f"dp {dpid}: type {d['type']!r} is not one of {kinds}") from None
+    role = d.get("role")
+    if role is not None and role not in ROLES:
+        raise ValueError(f"dp {dpid}: role {role!r} is not one of {', '.join(ROLES)}")
+    fields = tuple(_parse_field(dpid, f) for f in _list(d.get("fields", [])))
+    return DPSpec(
+        id=dpid,
+        name=str(d["name"]),
+        type=dptype,
+        role=str(role) if role is not None else None,
+        scale=float(_number(d.get("scale", 1))),
+        unit=str(d.get("unit", "")),
+        writable=bool(d.get("writable", False)),
+        fields=fields,
+        bits=tuple(str(b) for b in _list(d.get("bits", []))),
+    )
+
+
+def _parse_field(dpid: int, f: object) -> Field:
+    if not isinstance(f, dict):
+        raise ValueError(f"dp {dpid}: each field must be a table")
+    role = str(f["role"])
+    if role not in ROLES:
+        raise ValueError(f"dp {dpid}: field role {role!r} is not one of {', '.join(ROLES)}")
+    offset, size = f["offset"], f["size"]
+    if not isinstance(offset, int) or not isinstance(size, int) or offset < 0 or not 1 <= size <= 8:
+        raise ValueError(f"dp {dpid}: field {role} needs offset >= 0 and size 1..8")
+    return Field(role, offset, size, float(_number(f.get("scale", 1))), str(f.get("unit", "")))
+
+
+def _list(v: object) -> list[object]:
+    if not isinstance(v, list):
+        raise ValueError(f"expected a list, got {v!r}")
+    return v
+
+
+def _number(v: object) -> float:
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        raise ValueError(f"expected a number, got {v!r}")
+    return float(v)

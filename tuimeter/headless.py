@@ -1,0 +1,154 @@
+"""Headless monitor: a status line per reading, machine records to a file. Never imports Textual."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from typing import TextIO
+
+from tuimeter.core.events import (
+    CommandFinished,
+    Event,
+    LinkChanged,
+    McuRestarted,
+    Notice,
+    ProductInfoReceived,
+    ReadingUpdated,
+    RelayChanged,
+)
+from tuimeter.core.meter import Reading
+from tuimeter.host.session import HostSession
+from tuimeter.sinks import RecordSink, SinkError
+
+
+def _num(v: float | None, fmt: str) -> str:
+    return "—" if v is None else format(v, fmt)
+
+
+def status_line(r: Reading, color: bool = False) -> str:
+    """One readable line: time, V, A, W, kWh, leakage, relay, faults."""
+    relay = "?" if r.relay is None else "ON" if r.relay else "OFF"
+    faults = "?" if r.faults is None else ",".join(r.faults) or "none"
+    parts = [
+        r.ts.strftime("%H:%M:%S"),
+        f"{_num(r.voltage_v, '6.1f')} V",
+        f"{_num(r.current_a, '7.3f')} A",
+        f"{_num(r.power_w, '6.0f')} W",
+        f"{_num(r.energy_kwh, '10.2f')} kWh",
+        f"leak {_num(r.leakage_ma, '3.0f')} mA",
+        f"relay {relay:3}",
+        f"faults {faults}",
+    ]
+    if color:
+        bold, red, reset = "\x1b[1m", "\x1b[31m", "\x1b[0m"
+        parts[1:5] = [f"{bold}{p}{reset}" for p in parts[1:5]]
+        if r.faults:
+            parts[7] = f"{red}{parts[7]}{reset}"
+    return "  ".join(parts)
+
+
+def event_line(ev: Event) -> str | None:
+    t = ev.ts.strftime("%H:%M:%S")
+    if isinstance(ev, LinkChanged):
+        return f"{t}  link {ev.state.value}" + (f": {ev.reason}" if ev.reason else "")
+    if isinstance(ev, McuRestarted):
+        return f"{t}  the meter's MCU restarted; running start-up again"
+    if isinstance(ev, ProductInfoReceived):
+        return f"{t}  product info: {ev.info.text}"
+    if isinstance(ev, RelayChanged):
+        state = "unknown" if ev.on is None else "on" if ev.on else "off"
+        return f"{t}  relay {state}"
+    if isinstance(ev, Notice):
+        return f"{t}  {ev.level}: {ev.text}" if ev.level != "info" else f"{t}  {ev.text}"
+    if isinstance(ev, CommandFinished):
+        return f"{t}  {ev.message}"
+    return None
+
+
+@dataclass
+class HeadlessOptions:
+    log: str | None = None
+    format: str = "jsonl"
+    every: float = 0.0
+
+
+class HeadlessMonitor:
+    """Consumes the session's events: prints status and event lines, writes records."""
+
+    def __init__(self, session: HostSession, options: HeadlessOptions, out: TextIO | None = None) -> None:
+        self.session = session
+        self.options = options
+        self.sink = RecordSink(options.log, options.format) if options.log else None
+        # with records on stdout, the human lines move to stderr
+        self.out = out or (sys.stderr if options.log == "-" else sys.stdout)
+        self.color = self.out.isatty()
+        self._last_emit = float("-inf")
+        self._held: ReadingUpdated | None = None
+        self._sub = session.bus.subscribe()  # before the session starts: no event is missed
+
+    def handle(self, ev: Event) -> None:
+        if isinstance(ev, ReadingUpdated) and self.options.every > 0:
+            now = time.monotonic()
+            if now - self._last_emit < self.options.every:
+                self._held = ev
+                return
+            self._last_emit = now
+            self._held = None
+        self._emit(ev)
+
+    def flush_held(self) -> None:
+        if self._held is not None and time.monotonic() - self._last_emit >= self.options.every:
+            held, self._held = self._held, None
+            self._last_emit = time.monotonic()
+            self._emit(held)
+
+    def _emit(self, ev: Event) -> None:
+        line = status_line(ev.reading, self.color) if isinstance(ev, ReadingUpdated) else event_line(ev)
+        if line is not None:
+            print(line, file=self.out, flush=True)
+        if self.sink is not None:
+            self.sink.write(ev)
+
+    async def consume(self) -> None:
+        ticker = asyncio.create_task(self._tick()) if self.options.every > 0 else None
+        try:
+            async for ev in self._sub:
+                self.handle(ev)
+        finally:
+            if ticker is not None:
+                ticker.cancel()
+            if self._held is not None:
+                self._emit(self._held)  # what was received is not lost at shutdown
+            if self.sink is not None:
+                self.sink.close()
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(self.options.every / 4)
+            self.flush_held()
+
+
+def install_stop_signals(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        loop.add_signal_handler(sig, stop.set)
+
+
+async def run_monitor(session: HostSession, monitor: HeadlessMonitor) -> int:
+    """Run until SIGINT/SIGTERM; returns the exit code."""
+    consumer = asyncio.create_task(monitor.consume())
+    stop = asyncio.Event()
+    install_stop_signals(stop)
+    stopper = asyncio.create_task(stop.wait())
+    await asyncio.wait({stopper, consumer}, return_when=asyncio.FIRST_COMPLETED)
+    stopper.cancel()
+    await session.close()  # closes the bus: the consumer drains what is queued, then ends
+    try:
+        await consumer
+    except SinkError as exc:
+        print(f"tuimeter: {exc}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,202 @@
+"""The asyncio host: owns the port, drives the HostMachine, publishes its events.
+
+Every relay command, from any front end, goes through `set_relay()`: the one command path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+
+from tuimeter.core.events import CommandFinished, Event, LinkState, Notice
+from tuimeter.core.host import CommandRefused, HostConfig, HostMachine, _local_now
+from tuimeter.core.profile import Profile
+from tuimeter.host.bus import EventBus
+from tuimeter.host.transport import PortError, open_link
+
+__all__ = ["CommandFailed", "CommandRefused", "HostSession", "PortError", "SessionOptions"]
+
+
+class CommandFailed(Exception):
+    """The meter did not confirm a command; the message says what happened."""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionOptions:
+    port: str
+    baud: int = 9600
+    reconnect_min: float = 0.25
+    reconnect_max: float = 1.0
+    no_data_hint_after: float = 5.0
+
+
+class HostSession:
+    def __init__(self, options: SessionOptions, profile: Profile, config: HostConfig | None = None) -> None:
+        self.options = options
+        self.machine = HostMachine(profile, config)
+        self.bus = EventBus()
+        self._loop = asyncio.get_running_loop()
+        self._transport: asyncio.Transport | None = None
+        self._lost: asyncio.Future[Exception | None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._runner: asyncio.Task[None] | None = None
+        self._waiters: dict[int, asyncio.Future[CommandFinished]] = {}
+        self._online = asyncio.Event()
+        self._closing = False
+        self.reconnects = 0
+
+    @property
+    def link(self) -> LinkState:
+        return self.machine.link
+
+    # ---- lifecycle -------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Open the port (PortError if that fails) and keep the link running in the background."""
+        await self._open()
+        self._runner = asyncio.create_task(self._run(), name="tuimeter-session")
+
+    async def close(self) -> None:
+        self._closing = True
+        if self._runner is not None:
+            self._runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._runner
+        self._close_transport()
+        self._cancel_timer()
+        self.machine.link = LinkState.CLOSED
+        for fut in self._waiters.values():
+            if not fut.done():
+                fut.cancel()
+        self.bus.close()
+
+    async def _open(self) -> None:
+        self._lost = self._loop.create_future()
+        self._transport = await open_link(self.options.port, self.options.baud, self._on_data, self._on_lost)
+        self.machine.connection_made(self._loop.time())
+        self._flush()
+        self._loop.call_later(self.options.no_data_hint_after, self._check_no_data,
+                              self.machine.frames_in, self._transport)
+
+    async def _run(self) -> None:
+        while not self._closing:
+            assert self._lost is not None
+            exc = await self._lost
+            self._close_transport()
+            self.machine.connection_lost(self._loop.time(), f"port lost: {exc or 'closed'}; reconnecting")
+            self._online.clear()
+            self._flush()
+            await self._reconnect()
+
+    async def _reconnect(self) -> None:
+        delay = self.options.reconnect_min
+        attempt = 0
+        while not self._closing:
+            await asyncio.sleep(delay)
+            attempt += 1
+            try:
+                await self._open()
+            except PortError as exc:
+                if attempt == 1 or attempt % 30 == 0:
+                    self._notice(f"{exc} (retrying, attempt {attempt})", "warning")
+                delay = min(delay * 2, self.options.reconnect_max)
+                continue
+            self.reconnects += 1
+            self._notice(f"port {self.options.port} is back after {attempt} attempt(s)")
+            return
+
+    def _close_transport(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+            self._transport = None
+
+    # ---- I/O callbacks ---------------------------------------------------------------------
+    def _on_data(self, data: bytes) -> None:
+        self.machine.receive(data, self._loop.time())
+        self._flush()
+
+    def _on_lost(self, exc: Exception | None) -> None:
+        if self._lost is not None and not self._lost.done():
+            self._lost.set_result(exc)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self.machine.tick(self._loop.time())
+        self._flush()
+
+    def _flush(self) -> None:
+        """Write what the machine wants sent, publish its events, re-arm its timer."""
+        out = self.machine.data_to_send()
+        if out and self._transport is not None and not self._transport.is_closing():
+            self._transport.write(out)
+        events = self.machine.events()
+        if events:
+            self._dispatch(events)
+        self._arm_timer()
+
+    def _dispatch(self, events: list[Event]) -> None:
+        for ev in events:
+            if isinstance(ev, CommandFinished):
+                fut = self._waiters.pop(ev.token, None)
+                if fut is not None and not fut.done():
+                    fut.set_result(ev)
+        if self.machine.link is LinkState.ONLINE:
+            self._online.set()
+        else:
+            self._online.clear()
+        self.bus.publish(events)
+
+    def _arm_timer(self) -> None:
+        deadline = self.machine.next_deadline()
+        if self._timer is not None:
+            if deadline is not None and abs(self._timer.when() - deadline) < 1e-6:
+                return
+            self._timer.cancel()
+            self._timer = None
+        if deadline is not None and not self._closing:
+            self._timer = self._loop.call_at(max(deadline, self._loop.time()), self._on_timer)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _notice(self, text: str, level: str = "info") -> None:
+        self.bus.publish([Notice(_local_now(), text, level)])
+
+    def _check_no_data(self, frames_before: int, transport: asyncio.Transport | None) -> None:
+        if transport is not self._transport or self._closing or self.machine.frames_in > frames_before:
+            return
+        got = self.machine.parser.stats.bytes_in
+        if got:
+            self._notice(f"{got} bytes from {self.options.port} but no valid TuyaMCU frame at "
+                         f"{self.options.baud} baud; wrong speed? try --baud "
+                         f"{115200 if self.options.baud != 115200 else 9600}", "warning")
+        else:
+            self._notice(f"nothing received from {self.options.port} in {self.options.no_data_hint_after:g} s; "
+                         "check the wiring (adapter TX to module RX, RX to TX, GND) and that the meter is "
+                         "powered, or try --baud 115200", "warning")
+
+    # ---- commands --------------------------------------------------------------------------
+    async def wait_online(self, timeout: float | None = None) -> None:
+        await asyncio.wait_for(self._online.wait(), timeout)
+
+    async def set_relay(self, on: bool) -> str:
+        """Switch the relay. Returns the meter's confirmation; raises CommandRefused (not sent)
+        or CommandFailed (sent, not confirmed)."""
+        token = self.machine.request_relay(on, self._loop.time())
+        return await self._await_result(token)
+
+    async def query(self) -> str:
+        """Send 0x08: the meter reports every datapoint."""
+        token = self.machine.request_query(self._loop.time())
+        return await self._await_result(token)
+
+    async def _await_result(self, token: int) -> str:
+        fut: asyncio.Future[CommandFinished] = self._loop.create_future()
+        self._waiters[token] = fut
+        self._flush()  # may complete at once (e.g. relay already in that state)
+        result = await fut
+        if not result.ok:
+            raise CommandFailed(result.message)
+        return result.message

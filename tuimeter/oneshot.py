@@ -1,0 +1,90 @@
+"""One-shot commands: start up, do one thing, print the answer, exit."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from typing import Any
+
+from tuimeter.core.profile import format_value
+from tuimeter.host.session import CommandFailed, CommandRefused, HostSession
+
+QUIET_AFTER_DUMP = 0.5  # the 0x08 dump has no end marker; Tasmota waits 500 ms of quiet too
+DUMP_WAIT_MAX = 2.0  # a meter that never pauses (fast periodic reports) must not stall us
+
+
+class MeterSilent(Exception):
+    """The meter did not complete start-up in time."""
+
+
+async def wait_ready(session: HostSession, timeout: float) -> None:
+    """Online, and the start-up's 0x08 dump has gone quiet."""
+    loop = asyncio.get_running_loop()
+    try:
+        await session.wait_online(timeout)
+    except TimeoutError:
+        port = session.options.port
+        got = session.machine.parser.stats.bytes_in
+        hint = (f"received {got} bytes but no valid frame; wrong speed? try --baud "
+                f"{115200 if session.options.baud != 115200 else 9600}") if got and not session.machine.frames_in \
+            else "check the wiring and that the meter is powered, or try --baud 115200"
+        raise MeterSilent(f"no start-up with the meter on {port} within {timeout:g} s; {hint}") from None
+    give_up = loop.time() + DUMP_WAIT_MAX
+    while True:
+        last = session.machine.last_frame_at or 0.0
+        wait = min(last + QUIET_AFTER_DUMP, give_up) - loop.time()
+        if wait <= 0:
+            return
+        await asyncio.sleep(wait)
+
+
+async def set_relay(session: HostSession, on: bool, timeout: float) -> int:
+    await wait_ready(session, timeout)
+    try:
+        message = await session.set_relay(on)
+    except CommandRefused as exc:
+        print(f"tuimeter: {exc}", file=sys.stderr)
+        return 2
+    except CommandFailed as exc:
+        print(f"tuimeter: {exc}", file=sys.stderr)
+        return 4
+    print(message)
+    return 0
+
+
+def query_report(session: HostSession) -> dict[str, Any]:
+    m = session.machine
+    info = m.product
+    reading = m.meter.reading(m.wall_time())
+    return {
+        "product": {"text": info.text, "product_id": info.product_id, "mcu_version": info.mcu_version}
+        if info else None,
+        "profile": m.profile.name,
+        "datapoints": [
+            {"id": v.id, "type": v.type.label, "name": v.name,
+             "value": v.dp.value.hex() if isinstance(v.dp.value, bytes) else v.dp.value,
+             "raw": v.dp.raw.hex(), "text": v.text}
+            for v in m.meter.views()
+        ],
+        "values": {k: (list(val) if isinstance(val, tuple) else val.hex() if isinstance(val, bytes) else val)
+                   for k, val in m.meter.values.items()},
+        "reading": reading.as_record(),
+    }
+
+
+async def query(session: HostSession, as_json: bool, timeout: float) -> int:
+    await wait_ready(session, timeout)
+    report = query_report(session)
+    if as_json:
+        print(json.dumps(report, indent=2))
+        return 0
+    if report["product"]:
+        print(f"product: {report['product']['text']}")
+    print(f"profile: {report['profile']}")
+    for v in session.machine.meter.views():
+        print(f"  {v.text}")
+    values = session.machine.meter.values
+    if values:
+        print("values: " + ", ".join(f"{k}={format_value(val)}" for k, val in values.items()))
+    return 0

@@ -1,0 +1,83 @@
+"""Wires the parsed command line to a session and a front end (headless or one-shot)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import sys
+from collections.abc import AsyncIterator
+
+from tuimeter.cli import EXIT_METER, EXIT_PORT, EXIT_USAGE
+from tuimeter.core.host import HostConfig
+from tuimeter.core.profile import ProfileError, load_profile
+from tuimeter.host.session import HostSession, PortError, SessionOptions
+
+DEMO_SEED, DEMO_PERIOD, DEMO_SPEED = 7, 2.0, 30.0
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        return asyncio.run(_run(args))
+    except KeyboardInterrupt:
+        return 130
+
+
+@contextlib.asynccontextmanager
+async def _demo_port() -> AsyncIterator[str]:
+    """The built-in simulated meter on a pseudo-terminal in this process."""
+    from tuimeter.sim.mcu import SimulatedMeter
+    from tuimeter.sim.pty_server import PtyMeterServer
+
+    loop = asyncio.get_running_loop()
+    server = PtyMeterServer(SimulatedMeter(seed=DEMO_SEED, period=DEMO_PERIOD, speed=DEMO_SPEED, start=loop.time()))
+    try:
+        yield await server.start()
+    finally:
+        await server.close()
+
+
+async def _run(args: argparse.Namespace) -> int:
+    try:
+        profile = load_profile(args.profile) if args.profile else load_profile()
+    except ProfileError as exc:
+        print(f"tuimeter: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    config = HostConfig(wifi_state=args.wifi_state, heartbeat_interval=args.heartbeat, read_only=args.read_only)
+    async with contextlib.AsyncExitStack() as stack:
+        port = await stack.enter_async_context(_demo_port()) if args.demo else args.port
+        if args.demo:
+            print(f"tuimeter: demo on a simulated meter at {port}", file=sys.stderr)
+        session = HostSession(SessionOptions(port=port, baud=args.baud), profile, config)
+        return await _front_end(args, session)
+    return EXIT_USAGE  # unreachable; keeps type checkers content
+
+
+async def _front_end(args: argparse.Namespace, session: HostSession) -> int:
+    from tuimeter import oneshot
+    from tuimeter.headless import HeadlessMonitor, HeadlessOptions, run_monitor
+    from tuimeter.sinks import SinkError
+
+    monitor = None
+    if args.set_relay is None and not args.query:
+        try:
+            monitor = HeadlessMonitor(session, HeadlessOptions(args.log, args.format, args.every))
+        except SinkError as exc:
+            print(f"tuimeter: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+    try:
+        await session.start()
+    except PortError as exc:
+        print(f"tuimeter: {exc}", file=sys.stderr)
+        return EXIT_PORT
+    if monitor is not None:
+        return await run_monitor(session, monitor)
+    try:
+        if args.set_relay is not None:
+            return await oneshot.set_relay(session, args.set_relay, args.timeout)
+        return await oneshot.query(session, args.json, args.timeout)
+    except oneshot.MeterSilent as exc:
+        print(f"tuimeter: {exc}", file=sys.stderr)
+        return EXIT_METER
+    finally:
+        await session.close()

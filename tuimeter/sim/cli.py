@@ -1,0 +1,37 @@
+"""`tuimeter simulate`: a simulated meter on a pseudo-terminal, until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+
+from tuimeter.sim.mcu import SimulatedMeter
+from tuimeter.sim.pty_server import PtyMeterServer
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    loop = asyncio.get_running_loop()
+    meter = SimulatedMeter(seed=args.seed, period=args.period, speed=args.speed, start=loop.time())
+    server = PtyMeterServer(meter, link=args.link)
+    try:
+        await server.start()
+    except OSError as exc:
+        print(f"tuimeter simulate: cannot create {args.link}: {exc.strerror}; pick a path in a folder you can write",
+              file=sys.stderr)
+        return 2
+    print(server.path, flush=True)
+    if args.link:
+        print(f"linked as {args.link}", file=sys.stderr, flush=True)
+    print(f"simulated meter ready: run 'tuimeter {server.port}' (Ctrl+C stops)", file=sys.stderr, flush=True)
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await server.close()
+    return 0
+
+
+def run_simulate(args: argparse.Namespace) -> int:
+    return asyncio.run(_serve(args))
