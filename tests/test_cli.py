@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -199,3 +200,19 @@ def test_list_ports() -> None:
 def test_simulate_bad_link_folder(tmp_path: Path) -> None:
     proc = run("simulate", "--link", str(tmp_path / "no" / "tty"))
     assert_one_clear_line(proc, 2, "cannot create")
+
+
+def test_every_limits_reading_rate(meter: str, tmp_path: Path) -> None:
+    log = tmp_path / "slow.jsonl"
+    proc = subprocess.Popen([*TUIMETER, meter, "--headless", "--log", str(log), "--every", "1"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    time.sleep(4.0)  # the meter reports every 0.3 s
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(10) == 0
+    from datetime import datetime
+
+    stamps = [datetime.fromisoformat(json.loads(line)["ts"]) for line in log.read_text().splitlines()
+              if '"reading"' in line]
+    assert 2 <= len(stamps) <= 6
+    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(stamps)]
+    assert all(g >= 0.9 for g in gaps[:-1])  # the last one may be the reading held at shutdown

@@ -172,3 +172,12 @@ def test_arbitrary_bytes_never_raise_and_counters_hold(data: bytes) -> None:
 @given(frame_st)
 def test_encode_decode_round_trip(frame: Frame) -> None:
     assert Frame.from_bytes(frame.raw) == frame
+
+
+def test_frame_whose_checksum_is_0x55_is_not_kept_as_a_header_start() -> None:
+    raw = Frame(0, 184, b"I~\xd4").raw
+    assert raw[-1] == 0x55
+    p = StreamParser()
+    for b in raw:
+        p.feed(bytes([b]))
+    assert p.stats.frames == 1 and p.buffered == 0

@@ -172,3 +172,57 @@ async def test_silent_port_gives_wiring_hint(tmp_path: Path) -> None:
     finally:
         os.close(master)
         os.close(slave)
+
+
+async def test_socket_url_to_a_tcp_serial_server() -> None:
+    """socket://host:port, as to a ser2net-style server: here a real TCP server in front of the sim."""
+    loop = asyncio.get_running_loop()
+    meter = SimulatedMeter(seed=3, period=0.3, start=loop.time())
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        async def pump_out() -> None:
+            while True:
+                meter.tick(loop.time())
+                if data := meter.data_to_send():
+                    writer.write(data)
+                await asyncio.sleep(0.02)
+
+        out = asyncio.create_task(pump_out())
+        try:
+            while data := await reader.read(1024):
+                meter.receive(data, loop.time())
+        finally:
+            out.cancel()
+            writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    session = await open_session(f"socket://127.0.0.1:{port}")
+    try:
+        await session.start()
+        await session.wait_online(5)
+        assert "confirmed" in await session.set_relay(False)
+        assert meter.relay is False
+    finally:
+        await session.close()
+        server.close()
+        await server.wait_closed()
+
+
+async def test_spy_url_traces_both_directions(server: PtyMeterServer, tmp_path: Path) -> None:
+    trace = tmp_path / "trace.txt"
+    session = await open_session(f"spy://{server.path}?file={trace}")
+    await session.start()
+    try:
+        await session.wait_online(5)
+    finally:
+        await session.close()
+    text = trace.read_text()
+    assert "TX" in text and "RX" in text
+    assert "55 AA 00 00 00 00 FF" in text.upper()  # our first heartbeat, as the spy saw it
+
+
+async def test_refused_socket_url_is_a_clear_error() -> None:
+    session = await open_session("socket://127.0.0.1:9")
+    with pytest.raises(PortError, match="connection refused"):
+        await session.start()

@@ -155,7 +155,7 @@ class StreamParser:
             start = buf.find(HEADER, pos)
             if start < 0:
                 # keep a trailing 0x55: it may be the first half of a header
-                keep = 1 if (not final and buf and buf[-1] == 0x55) else 0
+                keep = 1 if (not final and len(buf) > pos and buf[-1] == 0x55) else 0
                 end = len(buf) - keep
                 if end > pos:
                     self._junk += buf[pos:end]
