@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("port", nargs="?", metavar="PORT", help="serial device or pyserial URL")
     p.add_argument("--demo", action="store_true", help="run on the built-in simulated meter (no hardware)")
-    p.add_argument("--headless", action="store_true", help="no screen UI: status lines and records only")
+    p.add_argument("--headless", action="store_true", help="no live screen: status lines and records only")
     p.add_argument("--log", metavar="FILE", help="append machine records to FILE ('-' = stdout)")
     p.add_argument("--format", choices=("jsonl", "csv"), default="jsonl", help="record format (default jsonl)")
     p.add_argument("--every", type=_non_negative, default=0.0, metavar="S",
@@ -79,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="heartbeat period once online (default 15 s)")
     p.add_argument("--timeout", type=_positive, default=10.0, metavar="S",
                    help="for --set and --query: how long to wait for the meter (default 10 s)")
+    p.add_argument("--theme", default=None, metavar="NAME|FILE",
+                   help="colour theme: tuimeter-dark (default), tuimeter-light, tuimeter-contrast, or a theme file")
     p.add_argument("--profile", default=None, metavar="NAME|FILE", help="device profile (default earu-2p63a)")
     p.add_argument("--list-ports", action="store_true", help="list serial ports and exit")
     p.add_argument("--version", action="version", version=f"tuimeter {__version__}")

@@ -53,11 +53,33 @@ async def _run(args: argparse.Namespace) -> int:
     return EXIT_USAGE  # unreachable; keeps type checkers content
 
 
+async def _live(args: argparse.Namespace, session: HostSession) -> int:
+    """The Textual screen, in this event loop, beside the session."""
+    if not (sys.stdin.isatty() and sys.stderr.isatty()):  # Textual draws on stderr
+        print("tuimeter: the live screen needs a terminal; use --headless for logs and pipes", file=sys.stderr)
+        return EXIT_USAGE
+    from tuimeter.tui.app import TuimeterApp
+
+    app = TuimeterApp(session, theme_choice=args.theme)
+    try:
+        await session.start()
+    except PortError as exc:
+        print(f"tuimeter: {exc}", file=sys.stderr)
+        return EXIT_PORT
+    try:
+        await app.run_async()
+    finally:
+        await session.close()
+    return app.return_code or 0
+
+
 async def _front_end(args: argparse.Namespace, session: HostSession) -> int:
     from tuimeter import oneshot
     from tuimeter.headless import HeadlessMonitor, HeadlessOptions, run_monitor
     from tuimeter.sinks import SinkError
 
+    if not (args.headless or args.set_relay is not None or args.query):
+        return await _live(args, session)
     monitor = None
     if args.set_relay is None and not args.query:
         try:

@@ -50,6 +50,7 @@ class DatapointReceived:
 class ReadingUpdated:
     ts: datetime
     reading: Reading
+    roles: frozenset[str] = frozenset()  # the reading roles the meter reported in this burst
 
 
 @dataclass(frozen=True, slots=True)

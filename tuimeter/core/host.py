@@ -105,6 +105,7 @@ class HostMachine:
         self._connected = False
         self._was_online = False
         self._reading_dirty = False
+        self._roles_reported: set[str] = set()
         relay = profile.for_role("relay")
         self._relay_dp = relay.id if relay is not None and relay.type is DPType.BOOL else None
 
@@ -230,7 +231,8 @@ class HostMachine:
         if self._reading_dirty:
             self._reading_dirty = False
             ts = self._wall()
-            self._events.append(ReadingUpdated(ts, self.meter.reading(ts)))
+            roles, self._roles_reported = frozenset(self._roles_reported), set()
+            self._events.append(ReadingUpdated(ts, self.meter.reading(ts), roles))
 
     def _handle_parsed(self, item: Frame | Junk | ParseError, now: float) -> None:
         if isinstance(item, Frame):
@@ -300,6 +302,7 @@ class HostMachine:
         before = self.meter.values.get("relay")
         values = self.meter.apply(dp)
         self._events.append(DatapointReceived(ts, self.meter.view(dp)))
+        self._roles_reported.update(r for r in values if self.meter.is_reading_role(r))
         if "relay" in values and values["relay"] != before:
             after = values["relay"]
             self._events.append(RelayChanged(ts, after if isinstance(after, bool) else None,

@@ -50,6 +50,10 @@ class HostSession:
     def link(self) -> LinkState:
         return self.machine.link
 
+    @property
+    def port_label(self) -> str:
+        return f"{self.options.port} @ {self.options.baud}"
+
     # ---- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
         """Open the port (PortError if that fails) and keep the link running in the background."""

@@ -1,0 +1,331 @@
+"""The live monitor: a consumer of the host session's events. All serial work stays in the session."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.widgets import Footer, Log
+
+from tuimeter.core.events import LinkState
+from tuimeter.core.host import CommandRefused, HostMachine
+from tuimeter.host.bus import EventBus
+from tuimeter.host.session import CommandFailed
+from tuimeter.tui.model import FILTERS, MonitorModel, device_rows, leakage_level
+from tuimeter.tui.themes import DEFAULT_THEME, DEFAULT_VARIABLES, ThemeError, load_theme_file, shipped_themes
+from tuimeter.tui.widgets import (
+    ConfirmRelay,
+    DevicePanel,
+    FaultsPanel,
+    HelpScreen,
+    MetricPanel,
+    RelayPanel,
+    StatusBar,
+)
+
+REFRESH_S = 0.1  # at most 10 redraws a second, however fast the meter sends
+SCREEN_LOG_LINES = 2000
+STALE_AFTER_S = 40.0  # the real meter reports about every 15 s
+COMPACT_BELOW = (120, 36)  # width, height
+
+PANELS = (
+    ("voltage", "Voltage", "V", ".1f"),
+    ("current", "Current", "A", ".3f"),
+    ("power", "Power", "W", ".0f"),
+    ("energy", "Energy", "kWh", ".2f"),
+    ("leakage", "Leakage", "mA", ".0f"),
+)
+
+LINK_STYLE = {
+    LinkState.CONNECTING: "yellow",
+    LinkState.HANDSHAKING: "yellow",
+    LinkState.ONLINE: "bold green",
+    LinkState.LINK_LOST: "bold red",
+    LinkState.RECONNECTING: "bold red",
+    LinkState.CLOSED: "dim",
+}
+
+
+class MeterLink(Protocol):
+    """What the app needs from a host session (HostSession provides it)."""
+
+    machine: HostMachine
+    bus: EventBus
+
+    @property
+    def port_label(self) -> str: ...
+
+    async def set_relay(self, on: bool) -> str: ...
+
+    async def query(self) -> str: ...
+
+
+class TuimeterApp(App[int]):
+    CSS_PATH = "app.tcss"
+    TITLE = "tuimeter"
+    BINDINGS = [
+        Binding("r", "toggle_relay", "Relay"),
+        Binding("u", "query", "Query"),
+        Binding("p", "pause_log", "Pause log"),
+        Binding("c", "clear_log", "Clear log"),
+        Binding("f", "cycle_filter", "Filter"),
+        Binding("s", "save_log", "Save log"),
+        Binding("t", "cycle_theme", "Theme"),
+        Binding("question_mark,f1", "help", "Help", key_display="?"),
+        Binding("q,ctrl+q", "quit", "Quit", priority=True),
+    ]
+
+    def __init__(self, link: MeterLink, *, theme_choice: str | None = None, save_dir: Path | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self.link = link
+        self.model = MonitorModel(clock)
+        link.bus.add_listener(self.model.handle)  # before the session starts: nothing is missed
+        self.clock = clock
+        self.save_dir = save_dir or Path.cwd()
+        self.theme_choice = theme_choice
+        self.log_paused = False
+        self.log_filter = FILTERS[0]
+        self._theme_names: list[str] = []
+        self._last_status = ""
+
+    def get_theme_variable_defaults(self) -> dict[str, str]:
+        return dict(DEFAULT_VARIABLES)  # for themes (e.g. Textual's own) that do not set them
+
+    @property
+    def read_only(self) -> bool:
+        return self.link.machine.config.read_only
+
+    # ---- layout ----------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield StatusBar(id="status")
+        with Horizontal(id="metrics"):
+            for metric, title, unit, fmt in PANELS:
+                yield MetricPanel(metric, title, unit, fmt)
+        with Horizontal(id="state"):
+            relay = RelayPanel(id="relay")
+            relay.border_title = "Relay"
+            yield relay
+            faults = FaultsPanel(id="faults")
+            faults.border_title = "Faults"
+            yield faults
+            device = DevicePanel(id="device")
+            device.border_title = "Device"
+            yield device
+        log = Log(id="log", max_lines=SCREEN_LOG_LINES, auto_scroll=True)
+        log.border_title = "Frame log"
+        yield log
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._setup_themes()
+        self._fit_to_size()
+        self.set_interval(REFRESH_S, self.refresh_view)
+        self.refresh_view()
+        if not self.is_headless:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGHUP, signal.SIGTERM):  # the terminal went away, or systemd stops us
+                loop.add_signal_handler(sig, self.exit)
+
+    def on_resize(self) -> None:
+        self._fit_to_size()
+
+    @property
+    def compact(self) -> bool:
+        w, h = self.size
+        return w < COMPACT_BELOW[0] or h < COMPACT_BELOW[1]
+
+    def _fit_to_size(self) -> None:
+        self.screen.set_class(self.compact, "compact")
+        self.model.dirty = True
+
+    # ---- themes ----------------------------------------------------------------------------
+    def _setup_themes(self) -> None:
+        themes, problems = shipped_themes()
+        for theme in themes:
+            self.register_theme(theme)
+        self._theme_names = [t.name for t in themes] or ["textual-dark", "textual-light"]
+        for p in problems:
+            self.notify(p, severity="warning")
+        wanted = self.theme_choice or DEFAULT_THEME
+        if wanted.endswith(".toml") or Path(wanted).is_file():
+            try:
+                theme = load_theme_file(Path(wanted))
+            except ThemeError as exc:
+                self.notify(f"{exc}; using the default theme", severity="warning", timeout=10)
+                wanted = DEFAULT_THEME
+            else:
+                self.register_theme(theme)
+                self._theme_names.append(theme.name)
+                wanted = theme.name
+        if wanted not in self.available_themes:
+            if self.theme_choice:
+                self.notify(f"no theme named {wanted!r}; using the default theme", severity="warning")
+            wanted = DEFAULT_THEME if DEFAULT_THEME in self.available_themes else "textual-dark"
+        self.theme = wanted
+
+    def action_cycle_theme(self) -> None:
+        names = self._theme_names
+        i = names.index(self.theme) if self.theme in names else -1
+        self.theme = names[(i + 1) % len(names)]
+        self.notify(f"theme: {self.theme}", timeout=2)
+
+    # ---- drawing ---------------------------------------------------------------------------
+    def refresh_view(self) -> None:
+        """Sample the model and redraw what it says changed (and what ages: staleness, hb age)."""
+        model = self.model
+        self._draw_status()
+        if model.dirty:
+            model.dirty = False
+            self._draw_panels()
+        else:
+            self._draw_staleness()
+        self._draw_log()
+        for text, severity in model.take_notices():
+            self.notify(text, severity=severity, timeout=8 if severity == "error" else 5)  # type: ignore[arg-type]
+
+    def _draw_status(self) -> None:
+        m = self.link.machine
+        stats = m.parser.stats
+        hb = "—" if m.last_heartbeat_reply is None else f"{self.clock() - m.last_heartbeat_reply:.0f}s"
+        product = self.model.product or "—"
+        if self.model.mcu_version:
+            product += f" v{self.model.mcu_version}"
+        style = LINK_STYLE.get(m.link, "")
+        text = (f"[{style}]● {m.link.value}[/]  {self.link.port_label}  {product}  hb {hb}  "
+                f"in {m.frames_in} out {m.frames_out}  err {stats.errors}"
+                + ("  [b]read-only[/b]" if self.read_only else ""))
+        if text != self._last_status:
+            self._last_status = text
+            self.query_one(StatusBar).update(text)
+
+    def _draw_panels(self) -> None:
+        model = self.model
+        meter = self.link.machine.meter
+        threshold = meter.values.get("leakage_threshold")
+        for metric, *_ in PANELS:
+            state = model.metrics[metric]
+            level = leakage_level(state.value, threshold if isinstance(threshold, int | float) else None) \
+                if metric == "leakage" else "ok"
+            self.query_one(f"#metric-{metric}", MetricPanel).show(
+                state, model.stale(metric, STALE_AFTER_S), level, self.compact)
+        pending = model.relay_pending if model.relay_pending is not None else None
+        self.query_one(RelayPanel).show(model.relay, pending, self.read_only)
+        self.query_one(FaultsPanel).show(model.faults)
+        self.query_one(DevicePanel).show(device_rows(meter), self.compact)
+
+    def _draw_staleness(self) -> None:
+        for metric, *_ in PANELS:
+            panel = self.query_one(f"#metric-{metric}", MetricPanel)
+            stale = self.model.stale(metric, STALE_AFTER_S)
+            if stale != panel.has_class("stale"):
+                self.model.dirty = True  # redraw on the next tick with the right title
+
+    def _draw_log(self) -> None:
+        if self.log_paused:
+            return
+        lines = [ln.render() for ln in self.model.take_new_lines() if ln.shown_by(self.log_filter)]
+        if lines:
+            self.query_one(Log).write_lines(lines)  # one call per tick: batched
+
+    def _log_title(self) -> None:
+        log = self.query_one(Log)
+        log.border_title = "Frame log" + (f" · {self.log_filter}" if self.log_filter != "all" else "") + \
+            (" · PAUSED" if self.log_paused else "")
+
+    # ---- actions ---------------------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "toggle_relay" and self.read_only:
+            return None  # shown disabled in the footer; the relay panel says why
+        return True
+
+    def action_toggle_relay(self) -> None:
+        if self.read_only:
+            self.notify("read-only mode: relay commands are disabled", severity="warning")
+            return
+        if self.model.relay_pending is not None:
+            self.notify("a relay command is already waiting for the meter's confirmation", severity="warning")
+            return
+        if self.link.machine.phase != "running":
+            self.notify(f"meter not online ({self.link.machine.link.value}); relay command not sent",
+                        severity="warning")
+            return
+        self.push_screen(ConfirmRelay(self.model.relay), self._relay_confirmed)
+
+    def _relay_confirmed(self, target: bool | None) -> None:
+        if target is None:
+            return
+        self.model.relay_pending = target
+        self.model.dirty = True
+        self.run_worker(self._command(self.link.set_relay(target)), group="relay", exit_on_error=False)
+
+    async def _command(self, call: Awaitable[str]) -> None:
+        """Results arrive as CommandFinished events (notified by the model); refusals are raised here."""
+        try:
+            await call
+        except CommandRefused as exc:
+            self.model.relay_pending = None
+            self.model.dirty = True
+            self.notify(str(exc), severity="warning")
+        except CommandFailed:
+            pass
+
+    def action_query(self) -> None:
+        try:
+            self.run_worker(self._command(self.link.query()), group="query", exit_on_error=False)
+        except CommandRefused as exc:
+            self.notify(str(exc), severity="warning")
+
+    def action_pause_log(self) -> None:
+        self.log_paused = not self.log_paused
+        self._log_title()
+        if not self.log_paused:
+            self._draw_log()  # what came in meanwhile (bounded)
+
+    def action_clear_log(self) -> None:
+        self.query_one(Log).clear()
+        self.model.log.clear()
+        self.model.take_new_lines()
+
+    def action_cycle_filter(self) -> None:
+        self.log_filter = FILTERS[(FILTERS.index(self.log_filter) + 1) % len(FILTERS)]
+        log = self.query_one(Log)
+        log.clear()
+        log.write_lines([ln.render() for ln in list(self.model.log)[-SCREEN_LOG_LINES * 4:]
+                         if ln.shown_by(self.log_filter)][-SCREEN_LOG_LINES:])
+        self.model.take_new_lines()
+        self._log_title()
+
+    def action_save_log(self) -> None:
+        path = self.save_dir / f"tuimeter-frames-{datetime.now():%Y%m%d-%H%M%S}.log"
+        try:
+            with path.open("w", encoding="utf-8") as fh:
+                fh.writelines(ln.render() + "\n" for ln in self.model.log)
+        except OSError as exc:
+            self.notify(f"cannot save the frame log to {path}: {exc.strerror}", severity="error")
+            return
+        self.notify(f"frame log saved: {path} ({len(self.model.log)} lines)")
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:  # type: ignore[type-arg]
+        yield from super().get_system_commands(screen)
+        if not self.read_only:
+            yield SystemCommand("Toggle relay", "Switch the relay (asks first)", self.action_toggle_relay)
+        yield SystemCommand("Query status", "Ask the meter for every datapoint (0x08)", self.action_query)
+        yield SystemCommand("Pause or resume the frame log", "Stop or restart scrolling", self.action_pause_log)
+        yield SystemCommand("Clear the frame log", "Empty the frame log", self.action_clear_log)
+        yield SystemCommand("Filter the frame log", "All, no heartbeats, reports only", self.action_cycle_filter)
+        yield SystemCommand("Save the frame log", "Write the frame log to a file", self.action_save_log)
+        yield SystemCommand("Next tuimeter theme", "Dark, light, high contrast", self.action_cycle_theme)
+        yield SystemCommand("Help", "Keys and panels", self.action_help)

@@ -1,0 +1,170 @@
+"""The screen's panels. They only draw what they are given: no I/O, no session access."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Grid, Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Digits, Label, Markdown, Sparkline, Static
+
+from tuimeter.tui.model import MetricState
+
+
+class MetricPanel(Vertical):
+    """A measurement: large value and unit, min/max since start, the recent trend."""
+
+    def __init__(self, metric: str, title: str, unit: str, fmt: str) -> None:
+        super().__init__(id=f"metric-{metric}", classes="metric")
+        self.metric = metric
+        self.title = title
+        self.unit = unit
+        self.fmt = fmt
+        self.border_title = title
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(classes="reading"):
+            yield Digits("—", classes="digits")
+            yield Label(self.unit, classes="unit")
+        yield Label("—", classes="value-text")
+        yield Label("min —  max —", classes="minmax")
+        yield Sparkline([], classes="trend")
+
+    def _text(self, v: float | None) -> str:
+        return "—" if v is None else format(v, self.fmt)
+
+    def show(self, state: MetricState, stale: bool, level: str = "ok", compact: bool = False) -> None:
+        value = self._text(state.value)
+        self.query_one(".digits", Digits).update(value)
+        self.query_one(".value-text", Label).update(Text.assemble((value, "bold"), f" {self.unit}"))
+        lo, hi = self._text(state.min), self._text(state.max)
+        self.query_one(".minmax", Label).update(f"{lo}–{hi}" if compact else f"min {lo}  max {hi}")
+        self.query_one(".trend", Sparkline).data = state.trend()
+        self.set_class(stale, "stale")
+        self.set_class(level == "near", "near")
+        self.set_class(level == "over", "over")
+        suffix = " · stale" if stale and state.value is not None else ""
+        if level == "over":
+            suffix += " · OVER TRIP LEVEL"
+        elif level == "near":
+            suffix += " · near trip level"
+        self.border_title = self.title + suffix
+
+
+class RelayPanel(Static):
+    def show(self, relay: bool | None, pending: bool | None, read_only: bool) -> None:
+        if pending is not None:
+            state, cls = f"switching {'ON' if pending else 'OFF'}…", "pending"
+        elif relay is None:
+            state, cls = "unknown", "unknown"
+        else:
+            state, cls = ("ON" if relay else "OFF"), ("on" if relay else "off")
+        lines = Text.assemble((state, "bold"), "\n", ("confirmed by the meter" if pending is None and relay
+                                                       is not None else "waiting for the meter's report"
+                                                       if pending is not None else "not reported yet"))
+        if read_only:
+            lines.append("\nread-only: relay control disabled")
+        self.update(lines)
+        for c in ("on", "off", "unknown", "pending"):
+            self.set_class(c == cls, c)
+
+
+class FaultsPanel(Static):
+    def show(self, faults: tuple[str, ...] | None) -> None:
+        if faults is None:
+            self.update("not reported yet")
+        else:
+            self.update("\n".join(faults) if faults else "none")
+        self.set_class(bool(faults), "active")
+
+
+_SHORT = {"breaker id": "id", "over-voltage trip": "OV", "under-voltage trip": "UV", "over-current trip": "OC",
+          "leakage trip": "leak trip", "alarm mute": "mute", "earth leak": "earth leak"}
+
+
+class DevicePanel(Static):
+    def show(self, rows: list[tuple[str, str]], compact: bool = False) -> None:
+        if not rows:
+            self.update("not reported yet; press u to query")
+        elif compact:  # short labels, two settings a line: a small terminal still shows them all
+            cells = [f"{_SHORT.get(label, label)} {value}" for label, value in rows]
+            head = cells[:1] if rows[0][0] == "breaker id" else []
+            rest = cells[len(head):]
+            self.update("\n".join(head + ["  ".join(rest[i:i + 2]) for i in range(0, len(rest), 2)]))
+        else:
+            width = max(len(label) for label, _ in rows)
+            self.update("\n".join(f"{label:<{width}}  {value}" for label, value in rows))
+
+
+class StatusBar(Static):
+    """Port, link state, product, heartbeat age and counters on one line."""
+
+
+class ConfirmRelay(ModalScreen[bool | None]):
+    """The relay switches mains: ask before sending anything."""
+
+    BINDINGS = [("escape", "cancel", "Cancel")]
+
+    def __init__(self, current: bool | None) -> None:
+        super().__init__()
+        self.current = current
+
+    def compose(self) -> ComposeResult:
+        if self.current is None:
+            question = "The relay state is unknown. Switch it ON or OFF?"
+        else:
+            question = f"Switch the relay {'OFF' if self.current else 'ON'}?"
+        with Vertical(id="confirm"):
+            yield Label(question, id="question")
+            yield Label("This switches mains power to everything behind the meter.", id="warning")
+            with Horizontal(id="buttons"):
+                if self.current is not True:
+                    yield Button("Switch ON", id="on", variant="success")
+                if self.current is not False:
+                    yield Button("Switch OFF", id="off", variant="error")
+                yield Button("Cancel", id="cancel")
+
+    def on_mount(self) -> None:
+        self.query_one("#cancel", Button).focus()  # Enter right away must not switch mains
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss({"on": True, "off": False}.get(event.button.id or ""))
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+HELP = """\
+# tuimeter
+
+| key | action |
+|---|---|
+| `r` | toggle the relay (asks first; disabled with `--read-only`) |
+| `u` | query status: the meter reports every datapoint (0x08) |
+| `p` | pause / resume the frame log |
+| `c` | clear the frame log |
+| `f` | filter the frame log: all, no heartbeats, reports only |
+| `s` | save the frame log to a file |
+| `t` | next theme |
+| `ctrl+p` | command palette: the same actions |
+| `?` | this help |
+| `q` | quit |
+
+**Panels.** Voltage, current, power, energy and leakage show the meter's last report, the lowest
+and highest since start, and the last five minutes. A dimmed panel is stale: no report for a while.
+Leakage turns yellow near the meter's own trip threshold (dp 104) and red over it.
+
+**Relay.** The state shown is the one the meter reported. After a command it reads
+*switching…* until the meter confirms, or a notification says it did not.
+
+**Header.** Port and speed, link state, product id and MCU version, seconds since the last
+heartbeat reply, frames in and out, and parse errors.
+"""
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS = [("escape,question_mark,q", "dismiss", "Close")]
+
+    def compose(self) -> ComposeResult:
+        with Grid(id="help"):
+            yield Markdown(HELP)
