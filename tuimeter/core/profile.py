@@ -72,13 +72,25 @@ class DPSpec:
     def describe(self, dp: DataPoint) -> str:
         values = self.decode(dp)
         if self.fields:
-            units = {f.role: f.unit for f in self.fields}
-            parts = [f"{k} {format_value(v)}{(' ' + units[k]) if units[k] else ''}" for k, v in values.items()]
+            fields = {f.role: f for f in self.fields}
+            parts = [f"{k} {_with_unit(v, fields[k].scale, fields[k].unit)}" for k, v in values.items()]
             return f"{self.name}: " + ", ".join(parts)
         (value,) = values.values()
         if isinstance(value, tuple):
             return f"{self.name}: " + (", ".join(value) if value else "none")
-        return f"{self.name}: {format_value(value)}{(' ' + self.unit) if self.unit else ''}"
+        return f"{self.name}: {_with_unit(value, self.scale, self.unit)}"
+
+
+def _with_unit(value: Scalar, scale: float, unit: str) -> str:
+    text = format_value(value, _decimals(scale))
+    return f"{text} {unit}" if unit else text
+
+
+def _decimals(scale: float) -> int | None:
+    """Digits after the point that a scale gives (0.1 → 1, 0.25 → 2); None for a whole-number scale."""
+    if scale == int(scale):
+        return None
+    return next((d for d in range(1, 10) if abs(scale * 10**d - round(scale * 10**d)) < 1e-9), 9)
 
 
 def _scaled(raw: int, scale: float) -> float | int:
@@ -87,7 +99,9 @@ def _scaled(raw: int, scale: float) -> float | int:
     return round(raw * scale, 9)
 
 
-def format_value(v: Scalar) -> str:
+def format_value(v: Scalar, decimals: int | None = None) -> str:
+    if decimals is not None and isinstance(v, int | float) and not isinstance(v, bool):
+        return f"{v:.{decimals}f}"
     if isinstance(v, bool):
         return "on" if v else "off"
     if isinstance(v, bytes):

@@ -100,7 +100,8 @@ class SimulatedMeter:
             if self.reporting:
                 self._report([105])
         if self.reporting and now >= self.next_report:
-            self.next_report = now + self.period
+            # keep the cadence: the next report is due one period after this one was due
+            self.next_report = max(self.next_report + self.period, now - self.period)
             ids = [6]
             if self.energy_centi_kwh != self._reported_energy:
                 ids.insert(0, 1)

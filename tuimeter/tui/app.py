@@ -127,6 +127,13 @@ class TuimeterApp(App[int]):
         yield Footer()
 
     def on_mount(self) -> None:
+        # widgets are looked up once: the refresh timer may still tick while the app shuts down
+        self._status = self.query_one(StatusBar)
+        self._metrics = {m: self.query_one(f"#metric-{m}", MetricPanel) for m, *_ in PANELS}
+        self._relay = self.query_one(RelayPanel)
+        self._faults = self.query_one(FaultsPanel)
+        self._device = self.query_one(DevicePanel)
+        self._frame_log = self.query_one(Log)
         self._setup_themes()
         self._fit_to_size()
         self.set_interval(REFRESH_S, self.refresh_view)
@@ -202,11 +209,11 @@ class TuimeterApp(App[int]):
             product += f" v{self.model.mcu_version}"
         style = LINK_STYLE.get(m.link, "")
         text = (f"[{style}]● {m.link.value}[/]  {self.link.port_label}  {product}  hb {hb}  "
-                f"in {m.frames_in} out {m.frames_out}  err {stats.errors}"
+                f"⇣{m.frames_in} ⇡{m.frames_out}  err {stats.errors}"
                 + ("  [b]read-only[/b]" if self.read_only else ""))
         if text != self._last_status:
             self._last_status = text
-            self.query_one(StatusBar).update(text)
+            self._status.update(text)
 
     def _draw_panels(self) -> None:
         model = self.model
@@ -216,16 +223,16 @@ class TuimeterApp(App[int]):
             state = model.metrics[metric]
             level = leakage_level(state.value, threshold if isinstance(threshold, int | float) else None) \
                 if metric == "leakage" else "ok"
-            self.query_one(f"#metric-{metric}", MetricPanel).show(
+            self._metrics[metric].show(
                 state, model.stale(metric, STALE_AFTER_S), level, self.compact)
         pending = model.relay_pending if model.relay_pending is not None else None
-        self.query_one(RelayPanel).show(model.relay, pending, self.read_only)
-        self.query_one(FaultsPanel).show(model.faults)
-        self.query_one(DevicePanel).show(device_rows(meter), self.compact)
+        self._relay.show(model.relay, pending, self.read_only)
+        self._faults.show(model.faults)
+        self._device.show(device_rows(meter), self.compact)
 
     def _draw_staleness(self) -> None:
         for metric, *_ in PANELS:
-            panel = self.query_one(f"#metric-{metric}", MetricPanel)
+            panel = self._metrics[metric]
             stale = self.model.stale(metric, STALE_AFTER_S)
             if stale != panel.has_class("stale"):
                 self.model.dirty = True  # redraw on the next tick with the right title
@@ -235,10 +242,10 @@ class TuimeterApp(App[int]):
             return
         lines = [ln.render() for ln in self.model.take_new_lines() if ln.shown_by(self.log_filter)]
         if lines:
-            self.query_one(Log).write_lines(lines)  # one call per tick: batched
+            self._frame_log.write_lines(lines)  # one call per tick: batched
 
     def _log_title(self) -> None:
-        log = self.query_one(Log)
+        log = self._frame_log
         log.border_title = "Frame log" + (f" · {self.log_filter}" if self.log_filter != "all" else "") + \
             (" · PAUSED" if self.log_paused else "")
 
@@ -292,13 +299,13 @@ class TuimeterApp(App[int]):
             self._draw_log()  # what came in meanwhile (bounded)
 
     def action_clear_log(self) -> None:
-        self.query_one(Log).clear()
+        self._frame_log.clear()
         self.model.log.clear()
         self.model.take_new_lines()
 
     def action_cycle_filter(self) -> None:
         self.log_filter = FILTERS[(FILTERS.index(self.log_filter) + 1) % len(FILTERS)]
-        log = self.query_one(Log)
+        log = self._frame_log
         log.clear()
         log.write_lines([ln.render() for ln in list(self.model.log)[-SCREEN_LOG_LINES * 4:]
                          if ln.shown_by(self.log_filter)][-SCREEN_LOG_LINES:])

@@ -1,0 +1,252 @@
+"""The live monitor driven by Textual's Pilot against the simulated meter on a real pseudo-terminal."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+from textual.pilot import Pilot
+from textual.widgets import Digits, Log
+
+from tests.tui_support import OfflineLink
+from tuimeter.core.commands import Command
+from tuimeter.core.host import HostConfig
+from tuimeter.core.profile import load_profile
+from tuimeter.host.session import HostSession, SessionOptions
+from tuimeter.sim.mcu import SimulatedMeter
+from tuimeter.sim.pty_server import PtyMeterServer
+from tuimeter.tui.app import TuimeterApp
+from tuimeter.tui.model import leakage_level
+from tuimeter.tui.widgets import ConfirmRelay, DevicePanel, FaultsPanel, HelpScreen, RelayPanel, StatusBar
+
+
+@pytest.fixture
+async def server(tmp_path: Path) -> AsyncIterator[PtyMeterServer]:
+    loop = asyncio.get_running_loop()
+    srv = PtyMeterServer(SimulatedMeter(seed=2, period=0.3, start=loop.time()), link=tmp_path / "ttyMETER")
+    await srv.start()
+    yield srv
+    await srv.close()
+
+
+async def make_app(server: PtyMeterServer, tmp_path: Path, read_only: bool = False) -> TuimeterApp:
+    session = HostSession(SessionOptions(port=server.port), load_profile(), HostConfig(read_only=read_only))
+    app = TuimeterApp(session, save_dir=tmp_path)
+    await session.start()
+    return app
+
+
+async def until(pilot: Pilot[int], pred: Callable[[], bool], timeout: float = 5.0) -> None:
+    for _ in range(int(timeout / 0.05)):
+        if pred():
+            return
+        await pilot.pause(0.05)
+    raise AssertionError("condition not met in time")
+
+
+def text_of(widget: object) -> str:
+    return str(widget.render())  # type: ignore[attr-defined]
+
+
+def sent_commands(server: PtyMeterServer, cmd: int) -> int:
+    return sum(f.command == cmd for f in server.meter.frames_received)
+
+
+async def test_panels_show_the_meters_values(server: PtyMeterServer, tmp_path: Path) -> None:
+    app = await make_app(server, tmp_path)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await until(pilot, lambda: app.model.reading is not None and app.model.reading.voltage_v is not None)
+
+        def shows_meter_values() -> bool:  # the meter reports every 0.3 s; the screen follows within 0.1 s
+            r = app.link.machine.meter.reading(app.link.machine.wall_time())
+            return (app.query_one("#metric-voltage .digits", Digits).value == f"{r.voltage_v:.1f}"
+                    and app.query_one("#metric-current .digits", Digits).value == f"{r.current_a:.3f}"
+                    and app.query_one("#metric-power .digits", Digits).value == f"{r.power_w:.0f}"
+                    and app.query_one("#metric-energy .digits", Digits).value == f"{r.energy_kwh:.2f}"
+                    and app.query_one("#metric-leakage .digits", Digits).value == f"{r.leakage_ma:.0f}")
+
+        await until(pilot, shows_meter_values)
+        assert text_of(app.query_one(RelayPanel)).startswith("ON")
+        assert text_of(app.query_one(FaultsPanel)) == "none"
+        device = text_of(app.query_one(DevicePanel))
+        assert "FSE-F723C558128885" in device and "50 mA" in device
+        status = text_of(app.query_one(StatusBar))
+        assert "online" in status and "r9kg2g1uhhyicycb v1.0.0" in status
+        assert "55 AA 00 00 00 00 FF" in "\n".join(app.query_one(Log).lines)
+    await app.link.close()  # type: ignore[attr-defined]
+
+
+async def test_relay_toggle_asks_then_round_trips(server: PtyMeterServer, tmp_path: Path) -> None:
+    app = await make_app(server, tmp_path)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await until(pilot, lambda: app.model.relay is True)
+        await pilot.press("r")
+        assert isinstance(app.screen, ConfirmRelay)
+        await pilot.press("enter")  # Cancel has the focus: a stray Enter never switches mains
+        assert not isinstance(app.screen, ConfirmRelay)
+        assert sent_commands(server, Command.DP_COMMAND) == 0
+        await pilot.press("r")
+        await pilot.click("#off")
+        await pilot.press("r")  # a second press while the first awaits confirmation sends nothing
+        await until(pilot, lambda: server.meter.relay is False and app.model.relay is False)
+        await pilot.pause(0.2)
+        assert text_of(app.query_one(RelayPanel)).startswith("OFF")
+        assert "confirmed by the meter" in text_of(app.query_one(RelayPanel))
+        assert sent_commands(server, Command.DP_COMMAND) == 1
+        assert app.query_one("#metric-power .digits", Digits).value == "0"
+    await app.link.close()  # type: ignore[attr-defined]
+
+
+async def test_read_only_refuses_the_toggle(server: PtyMeterServer, tmp_path: Path) -> None:
+    app = await make_app(server, tmp_path, read_only=True)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await until(pilot, lambda: app.model.relay is True)
+        await pilot.press("r")
+        await pilot.pause(0.2)
+        assert not isinstance(app.screen, ConfirmRelay)
+        assert "read-only" in text_of(app.query_one(RelayPanel))
+        assert "read-only" in text_of(app.query_one(StatusBar))
+        assert sent_commands(server, Command.DP_COMMAND) == 0
+    await app.link.close()  # type: ignore[attr-defined]
+
+
+async def test_query_fills_the_device_panel(server: PtyMeterServer, tmp_path: Path) -> None:
+    app = await make_app(server, tmp_path)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await until(pilot, lambda: "50 mA" in text_of(app.query_one(DevicePanel)))
+        server.meter.values[104] = 30  # changed on the meter, not reported until asked
+        await pilot.pause(0.5)
+        assert "30 mA" not in text_of(app.query_one(DevicePanel))
+        await pilot.press("u")
+        await until(pilot, lambda: "30 mA" in text_of(app.query_one(DevicePanel)))
+        assert sent_commands(server, Command.DP_QUERY) == 2  # start-up's, and ours
+    await app.link.close()  # type: ignore[attr-defined]
+
+
+async def test_log_pause_filter_and_save(server: PtyMeterServer, tmp_path: Path) -> None:
+    app = await make_app(server, tmp_path)
+    async with app.run_test(size=(160, 48)) as pilot:
+        log = app.query_one(Log)
+        await until(pilot, lambda: log.line_count > 20)
+        await pilot.press("p")
+        assert "PAUSED" in str(log.border_title)
+        paused_at = log.line_count
+        await pilot.pause(1.0)
+        assert log.line_count == paused_at
+        await pilot.press("p")
+        await until(pilot, lambda: log.line_count > paused_at)
+        await pilot.press("f")  # no heartbeats
+        assert "no heartbeats" in str(log.border_title)
+        assert not any("→ heartbeat" in line or "← heartbeat" in line for line in log.lines)
+        assert any("dp report" in line for line in log.lines)
+        await pilot.press("s")
+        await pilot.pause(0.1)
+        (saved,) = tmp_path.glob("tuimeter-frames-*.log")
+        text = saved.read_text()
+        assert "→ heartbeat  | 55 AA 00 00 00 00 FF" in text  # the saved log is the full one
+        assert "dp report: dp 6 phase_a" in text
+        await pilot.press("c")
+        await pilot.pause(0.05)
+        assert log.line_count <= 2
+    await app.link.close()  # type: ignore[attr-defined]
+
+
+async def test_link_loss_and_recovery_show(server: PtyMeterServer, tmp_path: Path) -> None:
+    app = await make_app(server, tmp_path)
+    async with app.run_test(size=(160, 48)) as pilot:
+        status = app.query_one(StatusBar)
+        await until(pilot, lambda: "online" in text_of(status))
+        server.vanish()
+        await until(pilot, lambda: "reconnecting" in text_of(status))
+        server.restore()
+        await until(pilot, lambda: "online" in text_of(status))
+        lines = "\n".join(app.query_one(Log).lines)
+        assert "link reconnecting" in lines and "is back" in lines
+    await app.link.close()  # type: ignore[attr-defined]
+
+
+async def test_help_screen_and_theme_cycle(server: PtyMeterServer, tmp_path: Path) -> None:
+    app = await make_app(server, tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        assert not isinstance(app.screen, HelpScreen)
+        first = app.theme
+        await pilot.press("t")
+        assert app.theme != first and app.theme.startswith("tuimeter-")
+    await app.link.close()  # type: ignore[attr-defined]
+
+
+async def test_broken_theme_file_falls_back_with_a_notice(tmp_path: Path) -> None:
+    bad = tmp_path / "mine.toml"
+    bad.write_text('name = "mine"\nprimary = "not-a-colour"\n')
+    app = TuimeterApp(OfflineLink(), theme_choice=str(bad))
+    async with app.run_test(size=(100, 30), notifications=True) as pilot:
+        await pilot.pause(0.1)
+        assert app.theme == "tuimeter-dark"
+        assert any("mine.toml" in n.message for n in app._notifications)
+
+
+async def test_stale_values_and_leakage_near_threshold_stand_out() -> None:
+    link = OfflineLink()
+    app = TuimeterApp(link, clock=link.clock)
+    link.run(10)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause(0.2)
+        panel = app.query_one("#metric-voltage")
+        assert not panel.has_class("stale")
+        link.sim.reporting = False  # the meter goes quiet
+        link.run(45)
+        await pilot.pause(0.3)
+        assert panel.has_class("stale") and "stale" in str(panel.border_title)
+        link.sim.reporting = True
+        link.sim.values[104] = 30  # trip at 30 mA
+        link.sim.house.next_leak_fault = float("inf")  # and no random earth fault now
+        await link.query()
+        link.sim.house.leak_spike_ma, link.sim.house.leak_spike_until = 21.0, 1e12  # ~25 mA: near, not over
+        link.run(3)
+        await pilot.pause(0.3)
+        leak = app.query_one("#metric-leakage")
+        assert link.sim.relay is True
+        assert leak.has_class("near") and "near trip level" in str(leak.border_title)
+
+
+def test_leakage_level() -> None:
+    assert leakage_level(None, 50) == "ok"
+    assert leakage_level(10, 50) == "ok"
+    assert leakage_level(35, 50) == "near"
+    assert leakage_level(50, 50) == "over"
+
+
+async def test_new_fault_raises_a_notification() -> None:
+    link = OfflineLink()
+    app = TuimeterApp(link, clock=link.clock)
+    link.run(5)
+    async with app.run_test(size=(160, 48), notifications=True) as pilot:
+        link.sim.values[104] = 1  # any leakage trips it now
+        await link.query()
+        link.run(3)
+        await pilot.pause(0.3)
+        assert "leakagecurr_alarm" in text_of(app.query_one(FaultsPanel))
+        assert text_of(app.query_one(RelayPanel)).startswith("OFF")
+        assert any("fault: leakagecurr_alarm" in n.message for n in app._notifications)
+
+
+async def test_keeps_up_with_50_frames_a_second(server: PtyMeterServer, tmp_path: Path) -> None:
+    server.meter.period = 0.02  # 50 dp 6 reports a second (plus dp 1)
+    app = await make_app(server, tmp_path)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await until(pilot, lambda: app.model.reading is not None)
+        await pilot.pause(2.0)
+        m = app.link.machine
+        shown = app.query_one("#metric-voltage .digits", Digits).value
+        await pilot.pause(0.3)
+        assert m.frames_in > 80
+        assert app.model.metrics["voltage"].updated is not None
+        assert abs(app.model.clock() - app.model.metrics["voltage"].updated) < 0.5
+        assert shown != "—"
+        assert app.query_one(Log).line_count > 100
+    await app.link.close()  # type: ignore[attr-defined]

@@ -1,0 +1,69 @@
+"""A deterministic link for screen tests: the real HostMachine and SimulatedMeter, stepped on a fake clock.
+
+Only the serial port is left out, so snapshots of a seeded simulation come out the same every run.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from tuimeter.core.events import CommandFinished
+from tuimeter.core.host import HostConfig, HostMachine
+from tuimeter.core.profile import load_profile
+from tuimeter.host.bus import EventBus
+from tuimeter.host.session import CommandFailed
+from tuimeter.sim.mcu import SimulatedMeter
+
+START = datetime(2026, 11, 24, 18, 30, tzinfo=UTC)
+STEP = 0.05
+
+
+class OfflineLink:
+    port_label = "/dev/ttyUSB0 @ 9600"
+
+    def __init__(self, seed: int = 7, read_only: bool = False) -> None:
+        self.now = 0.0
+        self.machine = HostMachine(load_profile(), HostConfig(read_only=read_only), wallclock=self.wall)
+        self.bus = EventBus()
+        self.sim = SimulatedMeter(seed=seed, period=2.0, speed=30.0)
+        self.machine.connection_made(self.now)
+        self._publish()
+
+    def wall(self) -> datetime:
+        return START + timedelta(seconds=round(self.now, 3))
+
+    def clock(self) -> float:
+        return self.now
+
+    def _publish(self) -> list[object]:
+        events = self.machine.events()
+        self.bus.publish(events)
+        return list(events)
+
+    def run(self, seconds: float) -> list[object]:
+        seen: list[object] = []
+        for _ in range(round(seconds / STEP)):
+            self.sim.receive(self.machine.data_to_send(), self.now)
+            self.machine.receive(self.sim.data_to_send(), self.now)
+            self.now = round(self.now + STEP, 6)
+            self.sim.tick(self.now)
+            self.machine.tick(self.now)
+            seen += self._publish()
+        return seen
+
+    async def _until_done(self, token: int) -> str:
+        for _ in range(200):
+            for ev in self.run(STEP):
+                if isinstance(ev, CommandFinished) and ev.token == token:
+                    if not ev.ok:
+                        raise CommandFailed(ev.message)
+                    return ev.message
+        raise CommandFailed("no answer")
+
+    async def set_relay(self, on: bool) -> str:
+        token = self.machine.request_relay(on, self.now)
+        return await self._until_done(token)
+
+    async def query(self) -> str:
+        token = self.machine.request_query(self.now)
+        return await self._until_done(token)
