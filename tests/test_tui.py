@@ -250,3 +250,15 @@ async def test_keeps_up_with_50_frames_a_second(server: PtyMeterServer, tmp_path
         assert shown != "—"
         assert app.query_one(Log).line_count > 100
     await app.link.close()  # type: ignore[attr-defined]
+
+
+async def test_command_palette_offers_the_actions(server: PtyMeterServer, tmp_path: Path) -> None:
+    app = await make_app(server, tmp_path)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await until(pilot, lambda: app.link.machine.phase == "running")
+        await pilot.press("ctrl+p")
+        await pilot.press(*"Query status")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await until(pilot, lambda: sent_commands(server, Command.DP_QUERY) == 2)
+    await app.link.close()  # type: ignore[attr-defined]

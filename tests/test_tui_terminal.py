@@ -71,3 +71,15 @@ def test_demo_in_a_real_terminal(tmux: Tmux) -> None:
     screen = tmux.wait_for("OFF")
     tmux("send-keys", "-t", "demo", "q")
     tmux.wait_for("EXIT=0")
+
+
+def test_app_exits_when_the_terminal_goes_away(tmux: Tmux) -> None:
+    tmux.wait_for("● online")
+    pid = tmux("list-panes", "-t", "demo", "-F", "#{pane_pid}").strip()
+    demo = subprocess.run(["pgrep", "-P", pid, "-f", "tuimeter"], capture_output=True, text=True).stdout.split()
+    assert demo, "the demo process was not found"
+    tmux("kill-server")  # like an SSH connection dropping: the terminal hangs up
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and Path(f"/proc/{demo[0]}").exists():
+        time.sleep(0.1)
+    assert not Path(f"/proc/{demo[0]}").exists(), "tuimeter kept running after its terminal went away"

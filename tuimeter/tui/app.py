@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
@@ -36,6 +38,7 @@ REFRESH_S = 0.1  # at most 10 redraws a second, however fast the meter sends
 SCREEN_LOG_LINES = 2000
 STALE_AFTER_S = 40.0  # the real meter reports about every 15 s
 COMPACT_BELOW = (120, 36)  # width, height
+HANGUP_GRACE_S = 2.0
 
 PANELS = (
     ("voltage", "Voltage", "V", ".1f"),
@@ -140,8 +143,16 @@ class TuimeterApp(App[int]):
         self.refresh_view()
         if not self.is_headless:
             loop = asyncio.get_running_loop()
-            for sig in (signal.SIGHUP, signal.SIGTERM):  # the terminal went away, or systemd stops us
-                loop.add_signal_handler(sig, self.exit)
+            loop.add_signal_handler(signal.SIGTERM, self.exit)
+            loop.add_signal_handler(signal.SIGHUP, self._terminal_gone)
+
+    def _terminal_gone(self) -> None:
+        """SSH dropped or the terminal closed. Exit; Textual's shutdown writes to the dead terminal and
+        can block there, so a watchdog ends the process if the clean exit has not within 2 s."""
+        watchdog = threading.Timer(HANGUP_GRACE_S, os._exit, args=(128 + signal.SIGHUP,))
+        watchdog.daemon = True
+        watchdog.start()
+        self.exit(128 + signal.SIGHUP)
 
     def on_resize(self) -> None:
         self._fit_to_size()
