@@ -67,12 +67,20 @@ def test_oversize_length_is_rejected_without_waiting() -> None:
     assert p.stats.oversize == 1
 
 
-def test_stalled_partial_frame_dropped_after_interbyte_timeout() -> None:
+def test_cut_off_frame_followed_by_a_new_one_loses_only_the_cut_one() -> None:
     p = StreamParser(interbyte_timeout=0.5)
     assert p.feed(RELAY_OFF_REPORT[:7], now=0.0) == []
-    events = p.feed(HEARTBEAT, now=2.0)  # the rest never came; a new frame starts after a pause
+    events = p.feed(HEARTBEAT, now=2.0)  # the rest never came; a new frame follows (no timer ran)
     assert frames_of(events) == [Frame.from_bytes(HEARTBEAT)]
-    assert p.stats.stalled == 1
+    assert p.stats.bad_checksums == 1  # the cut frame, completed with the new bytes, fails its sum
+
+
+def test_bytes_read_late_by_a_busy_caller_still_make_a_frame() -> None:
+    # the second half was on the line in time, but the caller read it 2 s later: not a stall
+    p = StreamParser(interbyte_timeout=0.5)
+    p.feed(RELAY_OFF_REPORT[:5], now=0.0)
+    assert frames_of(p.feed(RELAY_OFF_REPORT[5:], now=2.0)) == [Frame.from_bytes(RELAY_OFF_REPORT)]
+    assert p.stats.stalled == 0
 
 
 def test_check_timeout_drops_stall_without_new_bytes() -> None:

@@ -92,6 +92,8 @@ class Rig:
         for _ in range(3):
             self.reply(mcu(Command.NETWORK_STATUS))
         self.reply(dp_report(16, DPType.BOOL, True) + dp_report(6, DPType.RAW, bytes.fromhex("09BA000000000000000E")))
+        assert self.m.link is LinkState.HANDSHAKING  # the dump is still coming in
+        self.advance(0.35)  # ... until it pauses
         assert self.m.link is LinkState.ONLINE
 
 
@@ -118,6 +120,7 @@ def test_heartbeat_every_second_until_answered_then_every_15_s() -> None:
     for _ in range(3):
         r.reply(mcu(Command.NETWORK_STATUS))
     r.reply(dp_report(16, DPType.BOOL, True))
+    r.advance(0.3)
     start = r.now
     for _ in range(3):
         r.advance(15.0)
@@ -244,6 +247,7 @@ def test_three_missed_heartbeats_mean_link_lost_then_recovery() -> None:
     for _ in range(3):
         r.reply(mcu(Command.NETWORK_STATUS))
     r.reply(dp_report(16, DPType.BOOL, True))
+    r.advance(0.35)
     assert r.m.link is LinkState.ONLINE
 
 
@@ -368,3 +372,92 @@ def test_bad_checksum_frame_changes_nothing() -> None:
     r.reply(bytes(bad))
     assert r.m.meter.reading(WALL) == before
     assert r.m.parser.stats.bad_checksums == 1
+
+
+def test_relay_state_forgotten_after_mcu_restart_so_a_command_is_really_sent() -> None:
+    r = Rig()
+    r.bring_online()
+    assert r.m.meter.values["relay"] is True
+    r.advance(15.0)
+    r.reply(mcu(Command.HEARTBEAT, b"\x00"))  # rebooted: its relay may now be off
+    assert r.m.meter.reading(WALL).relay is None
+    r.reply(mcu(Command.PRODUCT_INFO, b"{}"))
+    r.reply(mcu(Command.WORKING_MODE))
+    for _ in range(3):
+        r.reply(mcu(Command.NETWORK_STATUS))
+    r.reply(dp_report(6, DPType.RAW, bytes(10)))  # the dump starts, dp 16 not seen yet
+    r.advance(0.35)
+    r.take_sent()
+    r.m.request_relay(True, r.now)
+    r.collect()
+    assert [f.command for f in r.take_sent()] == [Command.DP_COMMAND]  # not skipped on a stale "on"
+
+
+def test_relay_command_cut_short_by_port_loss_leaves_state_unknown() -> None:
+    r = Rig()
+    r.bring_online()
+    r.m.request_relay(False, r.now)
+    r.collect()
+    r.m.connection_lost(r.now, "unplugged")
+    r.collect()
+    (done,) = r.of(CommandFinished)
+    assert isinstance(done, CommandFinished) and not done.ok and "sent but not confirmed" in done.message
+    assert r.m.meter.reading(WALL).relay is None
+
+
+def test_nothing_is_sent_while_the_startup_dump_comes_in() -> None:
+    r = Rig()
+    r.connect()
+    r.reply(mcu(Command.HEARTBEAT, b"\x01"))
+    r.reply(mcu(Command.PRODUCT_INFO, b"{}"))
+    r.reply(mcu(Command.WORKING_MODE))
+    for _ in range(3):
+        r.reply(mcu(Command.NETWORK_STATUS))
+    r.reply(dp_report(1, DPType.VALUE, 5))
+    with pytest.raises(CommandRefused, match="not online"):
+        r.m.request_relay(False, r.now)
+    r.take_sent()
+    for _ in range(5):  # reports keep coming faster than the quiet time
+        r.advance(0.2)
+        r.reply(dp_report(6, DPType.RAW, bytes(10)))
+    assert r.take_sent() == [] and r.m.link is LinkState.HANDSHAKING
+    r.advance(1.5)  # a meter that never pauses still gets us online after 2 s
+    assert r.m.link is LinkState.ONLINE
+
+
+def test_relay_confirmed_by_record_type_report() -> None:
+    r = Rig()
+    r.bring_online()
+    r.m.request_relay(False, r.now)
+    r.collect()
+    unit = make_datapoint(16, DPType.BOOL, False).encode()
+    r.reply(mcu(Command.EXTENDED, b"\x0b" + bytes.fromhex("011a04060f332501") + unit))
+    (done,) = r.of(CommandFinished)
+    assert isinstance(done, CommandFinished) and done.ok
+
+
+def test_heartbeat_stop_acked_and_odd_pairing_byte_read_as_smartconfig() -> None:
+    r = Rig()
+    r.bring_online()
+    r.take_sent()
+    r.reply(mcu(Command.HEARTBEAT_STOP))
+    r.reply(mcu(Command.RESET_WIFI_MODE, b"\xff"))
+    assert [(f.command, f.payload) for f in r.take_sent()] == [(0x25, b""), (0x05, b""), (0x03, b"\x00")]
+
+
+def test_absurd_product_info_is_kept_as_text() -> None:
+    r = Rig()
+    r.connect()
+    r.reply(mcu(Command.HEARTBEAT, b"\x00"))
+    r.reply(mcu(Command.PRODUCT_INFO, b"[" * 1000))
+    assert r.m.product is not None and r.m.product.data is None and r.m.product.text.startswith("[[[")
+
+
+def test_parser_counters_stay_consistent_across_a_reconnect() -> None:
+    r = Rig()
+    r.bring_online()
+    r.reply(mcu(Command.HEARTBEAT, b"\x01")[:4])  # half a frame, then the port goes
+    r.m.connection_lost(r.now, "unplugged")
+    r.m.connection_made(r.now + 1)
+    s = r.m.parser.stats
+    assert s.bytes_in == s.frame_bytes + s.bytes_skipped + r.m.parser.buffered

@@ -186,3 +186,15 @@ def test_host_machine_and_sim_reach_online_together() -> None:
     assert host.link.value == "online"
     assert r.voltage_v is not None and 200 < r.voltage_v < 250
     assert r.relay is True and r.faults == ()
+
+
+def test_same_seed_same_household_whatever_the_host_sends() -> None:
+    a, b = SimRig(seed=9, speed=600.0, period=1.0), SimRig(seed=9, speed=600.0, period=1.0)
+    for r in (a, b):
+        r.init()
+    for _ in range(40):  # b's host is chattier: heartbeats between the reports
+        b.send(Command.HEARTBEAT)
+        b.now += 0.25
+    phases_a = [d.value for f in a.run(30) for d in decode_datapoints(f.payload)[0] if d.id == 6]
+    phases_b = [d.value for f in b.run(20) for d in decode_datapoints(f.payload)[0] if d.id == 6]
+    assert phases_a[-15:] == phases_b[-15:]

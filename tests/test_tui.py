@@ -68,12 +68,12 @@ async def test_panels_show_the_meters_values(server: PtyMeterServer, tmp_path: P
                     and app.query_one("#metric-leakage .digits", Digits).value == f"{r.leakage_ma:.0f}")
 
         await until(pilot, shows_meter_values)
+        await until(pilot, lambda: "online" in text_of(app.query_one(StatusBar)))
         assert text_of(app.query_one(RelayPanel)).startswith("ON")
         assert text_of(app.query_one(FaultsPanel)) == "none"
         device = text_of(app.query_one(DevicePanel))
         assert "FSE-F723C558128885" in device and "50 mA" in device
-        status = text_of(app.query_one(StatusBar))
-        assert "online" in status and "r9kg2g1uhhyicycb v1.0.0" in status
+        assert "r9kg2g1uhhyicycb v1.0.0" in text_of(app.query_one(StatusBar))
         assert "55 AA 00 00 00 00 FF" in "\n".join(app.query_one(Log).lines)
     await app.link.close()  # type: ignore[attr-defined]
 
@@ -81,7 +81,7 @@ async def test_panels_show_the_meters_values(server: PtyMeterServer, tmp_path: P
 async def test_relay_toggle_asks_then_round_trips(server: PtyMeterServer, tmp_path: Path) -> None:
     app = await make_app(server, tmp_path)
     async with app.run_test(size=(160, 48)) as pilot:
-        await until(pilot, lambda: app.model.relay is True)
+        await until(pilot, lambda: app.model.relay is True and app.link.machine.phase == "running")
         await pilot.press("r")
         assert isinstance(app.screen, ConfirmRelay)
         await pilot.press("enter")  # Cancel has the focus: a stray Enter never switches mains

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
-import time
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TextIO
 
 from tuimeter.core.events import (
@@ -85,25 +85,19 @@ class HeadlessMonitor:
         # with records on stdout, the human lines move to stderr
         self.out = out or (sys.stderr if options.log == "-" else sys.stdout)
         self.color = self.out.isatty()
-        self._last_emit = float("-inf")
-        self._held: ReadingUpdated | None = None
+        self._last_emit: datetime | None = None
+        self._held: ReadingUpdated | None = None  # the newest reading skipped by --every
         self._sub = session.bus.subscribe()  # before the session starts: no event is missed
 
     def handle(self, ev: Event) -> None:
         if isinstance(ev, ReadingUpdated) and self.options.every > 0:
-            now = time.monotonic()
-            if now - self._last_emit < self.options.every:
+            # readings at least --every seconds apart, by the time the meter reported them
+            if self._last_emit is not None and (ev.ts - self._last_emit).total_seconds() < self.options.every:
                 self._held = ev
                 return
-            self._last_emit = now
+            self._last_emit = ev.ts
             self._held = None
         self._emit(ev)
-
-    def flush_held(self) -> None:
-        if self._held is not None and time.monotonic() - self._last_emit >= self.options.every:
-            held, self._held = self._held, None
-            self._last_emit = time.monotonic()
-            self._emit(held)
 
     def _emit(self, ev: Event) -> None:
         line = status_line(ev.reading, self.color) if isinstance(ev, ReadingUpdated) else event_line(ev)
@@ -113,22 +107,14 @@ class HeadlessMonitor:
             self.sink.write(ev)
 
     async def consume(self) -> None:
-        ticker = asyncio.create_task(self._tick()) if self.options.every > 0 else None
         try:
             async for ev in self._sub:
                 self.handle(ev)
         finally:
-            if ticker is not None:
-                ticker.cancel()
             if self._held is not None:
-                self._emit(self._held)  # what was received is not lost at shutdown
+                self._emit(self._held)  # the last state the meter reported is not lost at shutdown
             if self.sink is not None:
                 self.sink.close()
-
-    async def _tick(self) -> None:
-        while True:
-            await asyncio.sleep(self.options.every / 4)
-            self.flush_held()
 
 
 def install_stop_signals(stop: asyncio.Event) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from typing import Any
@@ -10,17 +9,13 @@ from typing import Any
 from tuimeter.core.profile import format_value
 from tuimeter.host.session import CommandFailed, CommandRefused, HostSession
 
-QUIET_AFTER_DUMP = 0.5  # the 0x08 dump has no end marker; Tasmota waits 500 ms of quiet too
-DUMP_WAIT_MAX = 2.0  # a meter that never pauses (fast periodic reports) must not stall us
-
 
 class MeterSilent(Exception):
     """The meter did not complete start-up in time."""
 
 
 async def wait_ready(session: HostSession, timeout: float) -> None:
-    """Online, and the start-up's 0x08 dump has gone quiet."""
-    loop = asyncio.get_running_loop()
+    """Online: the host goes online only once the start-up's 0x08 dump has gone quiet."""
     try:
         await session.wait_online(timeout)
     except TimeoutError:
@@ -30,13 +25,7 @@ async def wait_ready(session: HostSession, timeout: float) -> None:
                 f"{115200 if session.options.baud != 115200 else 9600}") if got and not session.machine.frames_in \
             else "check the wiring and that the meter is powered, or try --baud 115200"
         raise MeterSilent(f"no start-up with the meter on {port} within {timeout:g} s; {hint}") from None
-    give_up = loop.time() + DUMP_WAIT_MAX
-    while True:
-        last = session.machine.last_frame_at or 0.0
-        wait = min(last + QUIET_AFTER_DUMP, give_up) - loop.time()
-        if wait <= 0:
-            return
-        await asyncio.sleep(wait)
+
 
 
 async def set_relay(session: HostSession, on: bool, timeout: float) -> int:

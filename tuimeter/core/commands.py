@@ -113,7 +113,7 @@ def parse_product_info(payload: bytes) -> ProductInfo:
     text = payload.decode("utf-8", errors="replace")
     try:
         data = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or absurdly nested
         return ProductInfo(text, None)
     return ProductInfo(text, data if isinstance(data, dict) else None)
 

@@ -112,14 +112,20 @@ class StreamParser:
     def feed(self, data: bytes, now: float = 0.0) -> list[ParserEvent]:
         """Add received bytes; return the frames (and problems) they complete, in order."""
         out: list[ParserEvent] = []
-        if self._buf and self._last_byte_at is not None and now - self._last_byte_at > self.interbyte_timeout:
-            self._drain(out, final=True)
+        # A stall is only judged by check_timeout(), from the caller's clock: bytes read late because
+        # the caller was busy must not cut a good frame in two.
         if data:
             self.stats.bytes_in += len(data)
             self._buf += data
             self._last_byte_at = now
             self._drain(out, final=False)
         return out
+
+    def stall_deadline(self) -> float | None:
+        """When the partial frame in the buffer counts as stalled, if there is one."""
+        if not self._buf or self._last_byte_at is None:
+            return None
+        return self._last_byte_at + self.interbyte_timeout
 
     def check_timeout(self, now: float) -> list[ParserEvent]:
         """Drop a partial frame that has stalled for longer than the inter-byte timeout."""

@@ -53,6 +53,8 @@ class HostConfig:
     step_timeout: float = 1.0  # start-up and query requests
     step_attempts: int = 3
     relay_timeout: float = 3.0
+    dump_quiet: float = 0.3  # after the start-up 0x08, online once the reports pause this long...
+    dump_max: float = 2.0  # ...or this long after the first report, for a meter that never pauses
     read_only: bool = False
     rssi_dbm: int = -50  # answer to 0x24; a wired host has no radio, so a plausible fixed value
 
@@ -98,7 +100,8 @@ class HostMachine:
         self._pending: _Request | None = None
         self._startup: deque[_Request] = deque()  # remaining start-up steps
         self._queue: deque[_Request] = deque()  # user commands and network ramps once online
-        self._phase = "idle"  # idle, handshake, startup, running
+        self._phase = "idle"  # idle, handshake, startup, dump, running
+        self._dump_ends = self._dump_deadline = 0.0
         self._next_heartbeat = 0.0
         self._missed = 0
         self._net_state: int | None = None
@@ -122,12 +125,15 @@ class HostMachine:
     def next_deadline(self) -> float | None:
         """When tick() must next run (monotonic seconds), or None when nothing is timed."""
         times = []
+        if self._phase == "dump":
+            times.append(self._dump_ends)
         if self._pending is not None:
             times.append(self._pending.deadline)
         elif self._phase == "running" and self._connected:
             times.append(0.0 if self._queue else self._next_heartbeat)
-        if self.parser.buffered and self.parser._last_byte_at is not None:
-            times.append(self.parser._last_byte_at + self.parser.interbyte_timeout + 0.001)
+        stall = self.parser.stall_deadline()
+        if stall is not None:
+            times.append(stall + 0.001)
         return min(times) if times else None
 
     def wall_time(self) -> datetime:
@@ -145,12 +151,14 @@ class HostMachine:
     # ---- connection ------------------------------------------------------------------------
     def connection_made(self, now: float) -> None:
         self._connected = True
-        self.parser = StreamParser(self.parser.max_length, self.parser.interbyte_timeout, self.parser.stats)
+        for item in self.parser.flush():  # what was left of the old connection is accounted for
+            self._handle_parsed(item, now)
         self._start_handshake(now, LinkState.HANDSHAKING, "port open; waiting for the MCU's heartbeat reply")
 
     def connection_lost(self, now: float, reason: str) -> None:
         self._connected = False
         self._fail_all("port closed")
+        self._forget_relay()
         self._phase = "idle"
         self._set_link(LinkState.RECONNECTING, reason)
 
@@ -161,6 +169,8 @@ class HostMachine:
 
     def _start_handshake(self, now: float, state: LinkState, reason: str) -> None:
         self._fail_all("start-up restarted")
+        if state is LinkState.LINK_LOST:
+            self._forget_relay()
         self._phase = "handshake"
         self._missed = 0
         self._set_link(state, reason)
@@ -172,12 +182,24 @@ class HostMachine:
         self._advance_startup(now)
 
     def _fail_all(self, why: str) -> None:
+        sent_relay = self._pending is not None and self._pending.kind == "relay"
         for req in ([self._pending] if self._pending else []) + list(self._queue):
             if req.token is not None:
-                self._finish(req, False, f"{req.kind} cancelled: {why}")
+                done = "sent but not confirmed" if req is self._pending else "not sent"
+                self._finish(req, False, f"{req.kind} command {done}: {why}")
         self._pending = None
         self._queue.clear()
         self._startup.clear()
+        if sent_relay:
+            self._forget_relay()
+
+    def _forget_relay(self) -> None:
+        """The relay may have changed without a report (restart, lost link, unconfirmed command):
+        show it as unknown until the meter reports it again, and never skip a command on an old value."""
+        before = self.meter.values.pop("relay", None)
+        if before is not None:
+            self._events.append(RelayChanged(self._wall(), None, before if isinstance(before, bool) else None))
+            self._reading_dirty = True
 
     # ---- commands from the user ------------------------------------------------------------
     def request_relay(self, on: bool, now: float) -> int:
@@ -223,6 +245,11 @@ class HostMachine:
         if req is not None and now >= req.deadline:
             self._pending = None
             self._on_timeout(req, now)
+        if self._phase == "dump" and now >= self._dump_ends:
+            self._phase = "running"
+            self._was_online = True
+            self._next_heartbeat = now + self.config.heartbeat_interval
+            self._set_link(LinkState.ONLINE, "start-up complete")
         self._emit_reading()
         self._pump(now)
 
@@ -238,6 +265,8 @@ class HostMachine:
         if isinstance(item, Frame):
             self.frames_in += 1
             self.last_frame_at = now
+            if self._phase == "dump":
+                self._dump_ends = min(now + self.config.dump_quiet, self._dump_deadline)
             self._events.append(FrameLogged(self._wall(), "in", item, self.describe_frame))
             self._on_frame(item, now)
         elif isinstance(item, ParseError):
@@ -247,14 +276,15 @@ class HostMachine:
 
     def _on_frame(self, f: Frame, now: float) -> None:
         cmd = f.command
-        if cmd in (Command.DP_REPORT, Command.DP_REPORT_SYNC):
-            self._apply_dps(f.payload)
-            if cmd == Command.DP_REPORT_SYNC:
-                self._reply(Command.DP_REPORT_SYNC_ACK, b"\x01")
+        reported = report_payload(f)
+        if reported is not None:
+            self._apply_dps(reported)
+        if cmd == Command.DP_REPORT_SYNC:
+            self._reply(Command.DP_REPORT_SYNC_ACK, b"\x01")
         elif cmd == Command.EXTENDED and f.payload:
-            if f.payload[0] == 0x0B and len(f.payload) >= 9:  # record-type report: 8 time bytes, then dps
-                self._apply_dps(f.payload[9:])
             self._reply(Command.EXTENDED, bytes((f.payload[0], 0x00)))
+        elif cmd == Command.HEARTBEAT_STOP:
+            self._reply(Command.HEARTBEAT_STOP, b"")
         elif cmd == Command.LOCAL_TIME:
             self._reply(Command.LOCAL_TIME, local_time_payload(self._wall()))
         elif cmd == Command.GMT_TIME:
@@ -270,7 +300,8 @@ class HostMachine:
             self._reply(Command.NEW_FEATURE, bytes((f.payload[0] if f.payload else 0, 0x00)))
         elif cmd in (Command.RESET_WIFI, Command.RESET_WIFI_MODE):
             self._reply(cmd, b"")
-            pairing = f.payload[0] if cmd == Command.RESET_WIFI_MODE and f.payload else 0
+            # 0x05 carries the pairing mode: 0 smartconfig, 1 AP; anything else is read as 0
+            pairing = 1 if cmd == Command.RESET_WIFI_MODE and f.payload[:1] == b"\x01" else 0
             self._events.append(Notice(self._wall(), "the meter reset its Wi-Fi pairing; reporting the network again"))
             for state in network_ramp(self.config.wifi_state, pairing):
                 self._queue.append(_Request("network", Command.NETWORK_STATUS, bytes((state,))))
@@ -280,14 +311,14 @@ class HostMachine:
 
     def _matches(self, req: _Request, f: Frame) -> bool:
         if req.kind in ("query", "relay"):
-            reports = f.command in (Command.DP_REPORT, Command.DP_REPORT_SYNC)
-            return reports and (req.kind == "query" or self._reports_relay(f))
+            payload = report_payload(f)
+            return payload is not None and (req.kind == "query" or self._reports_relay(payload))
         if req.kind == "heartbeat":
             return f.command == Command.HEARTBEAT and len(f.payload) == 1
         return f.command == req.command
 
-    def _reports_relay(self, f: Frame) -> bool:
-        dps, _ = decode_datapoints(f.payload)
+    def _reports_relay(self, payload: bytes) -> bool:
+        dps, _ = decode_datapoints(payload)
         return any(dp.id == self._relay_dp and dp.type is DPType.BOOL for dp in dps)
 
     def _apply_dps(self, payload: bytes) -> None:
@@ -319,10 +350,12 @@ class HostMachine:
             if self._phase == "handshake":
                 if restarted and self._was_online:
                     self._events.append(McuRestarted(self._wall()))
+                    self._forget_relay()
                 self._start_startup(now)
             elif restarted:
                 self._events.append(McuRestarted(self._wall()))
                 self._fail_all("the MCU restarted")
+                self._forget_relay()
                 self._set_link(LinkState.HANDSHAKING, "the MCU restarted; running start-up again")
                 self._start_startup(now)
             else:
@@ -343,10 +376,10 @@ class HostMachine:
             self._advance_startup(now)
         elif kind == "query":
             if self._phase == "startup":
-                self._phase = "running"
-                self._was_online = True
-                self._next_heartbeat = now + self.config.heartbeat_interval
-                self._set_link(LinkState.ONLINE, "start-up complete")
+                # the dump has no end marker: wait for a quiet moment before sending anything else
+                self._phase = "dump"
+                self._dump_ends = now + self.config.dump_quiet
+                self._dump_deadline = now + self.config.dump_max
             else:
                 self._finish(req, True, "query sent; the meter is reporting")
         elif kind == "relay":
@@ -377,10 +410,7 @@ class HostMachine:
         elif req.kind == "relay":
             self._finish(req, False, f"the meter did not confirm relay {'on' if req.relay_on else 'off'} "
                                      f"within {self.config.relay_timeout:g} s; relay state unknown")
-            before = self.meter.values.pop("relay", None)
-            if before is not None:
-                self._events.append(RelayChanged(self._wall(), None, before if isinstance(before, bool) else None))
-                self._reading_dirty = True
+            self._forget_relay()
         elif req.attempts < self.config.step_attempts:
             self._send_request(req, now, self.config.step_timeout)
         elif self._phase == "startup":
@@ -426,6 +456,15 @@ class HostMachine:
     # ---- frame text for the log ------------------------------------------------------------
     def describe_frame(self, f: Frame) -> str:
         return describe_frame(f, self.meter)
+
+
+def report_payload(f: Frame) -> bytes | None:
+    """The dp units a frame reports (0x07, 0x22, or a 0x34/0x0B record report), else None."""
+    if f.command in (Command.DP_REPORT, Command.DP_REPORT_SYNC):
+        return f.payload
+    if f.command == Command.EXTENDED and f.payload[:1] == b"\x0b" and len(f.payload) >= 9:
+        return f.payload[9:]  # sub-command, 8 time bytes, then dp units
+    return None
 
 
 def describe_frame(f: Frame, meter: MeterState) -> str:

@@ -194,6 +194,10 @@ def _parse_dp(d: dict[str, object]) -> DPSpec:
     if role is not None and role not in ROLES:
         raise ValueError(f"dp {dpid}: role {role!r} is not one of {', '.join(ROLES)}")
     fields = tuple(_parse_field(dpid, f) for f in _list(d.get("fields", [])))
+    if fields and dptype is not DPType.RAW:
+        raise ValueError(f"dp {dpid}: fields describe a raw layout; this dp is {dptype.label}")
+    if d.get("bits") and dptype is not DPType.BITMAP:
+        raise ValueError(f"dp {dpid}: bits name a bitmap's bits; this dp is {dptype.label}")
     return DPSpec(
         id=dpid,
         name=str(d["name"]),

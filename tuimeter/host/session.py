@@ -116,8 +116,12 @@ class HostSession:
 
     # ---- I/O callbacks ---------------------------------------------------------------------
     def _on_data(self, data: bytes) -> None:
-        self.machine.receive(data, self._loop.time())
-        self._flush()
+        try:
+            self.machine.receive(data, self._loop.time())
+        except Exception as exc:  # a bug must not stop the link; say it once, keep going
+            self._internal_error("received data", exc)
+        finally:
+            self._flush()
 
     def _on_lost(self, exc: Exception | None) -> None:
         if self._lost is not None and not self._lost.done():
@@ -125,18 +129,28 @@ class HostSession:
 
     def _on_timer(self) -> None:
         self._timer = None
-        self.machine.tick(self._loop.time())
-        self._flush()
+        try:
+            self.machine.tick(self._loop.time())
+        except Exception as exc:
+            self._internal_error("a timer", exc)
+        finally:
+            self._flush()  # re-arms the timer, so heartbeats go on whatever happened
+
+    def _internal_error(self, where: str, exc: Exception) -> None:
+        self._notice(f"internal error while handling {where}: {type(exc).__name__}: {exc}; "
+                     "please report it with the frame log", "error")
 
     def _flush(self) -> None:
         """Write what the machine wants sent, publish its events, re-arm its timer."""
-        out = self.machine.data_to_send()
-        if out and self._transport is not None and not self._transport.is_closing():
-            self._transport.write(out)
-        events = self.machine.events()
-        if events:
-            self._dispatch(events)
-        self._arm_timer()
+        try:
+            out = self.machine.data_to_send()
+            if out and self._transport is not None and not self._transport.is_closing():
+                self._transport.write(out)
+            events = self.machine.events()
+            if events:
+                self._dispatch(events)
+        finally:
+            self._arm_timer()
 
     def _dispatch(self, events: list[Event]) -> None:
         for ev in events:

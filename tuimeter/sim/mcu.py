@@ -10,6 +10,7 @@ seconds once the host has queried the dps.
 from __future__ import annotations
 
 import random
+from collections import deque
 from collections.abc import Iterable
 
 from tuimeter.core.commands import Command
@@ -45,11 +46,12 @@ class SimulatedMeter:
     """Feed it the host's bytes with receive(); call tick() by next_deadline(); send data_to_send()."""
 
     def __init__(self, seed: int = 1, period: float = 3.0, speed: float = 1.0, start: float = 0.0) -> None:
-        self.rng = random.Random(seed)
+        # separate generators, each drawn only on its own schedule: runs repeat whatever the host sends
+        self.rng = random.Random(f"{seed}:button")
         self.period = period
         self.speed = speed
         self._t0 = start
-        self.house = Household(self.rng, start=8 * 3600.0)  # sim day starts at 08:00
+        self.house = Household(seed, start=8 * 3600.0)  # sim day starts at 08:00
         self.parser = StreamParser()
         self._out = bytearray()
         self.heartbeats = 0
@@ -57,9 +59,9 @@ class SimulatedMeter:
         self.reporting = False
         self.next_report = start
         self.next_button = start + self.rng.expovariate(1 / BUTTON_MEAN_S) / speed
-        self.frames_received: list[Frame] = []
+        self.frames_received: deque[Frame] = deque(maxlen=2000)  # what the host sent, for tests
         self.relay = True
-        self.energy_wh = self.rng.uniform(100_000, 900_000)
+        self.energy_wh = random.Random(f"{seed}:energy").uniform(100_000, 900_000)
         self.faults = 0
         self.values: dict[int, bool | int | str] = {
             11: False, 12: False, 13: 0, 14: 0, 19: BREAKER_ID,
@@ -95,13 +97,15 @@ class SimulatedMeter:
     def tick(self, now: float) -> None:
         self._advance(now)
         if now >= self.next_button:
-            self.next_button = now + self.rng.expovariate(1 / BUTTON_MEAN_S) / self.speed
+            self.next_button += self.rng.expovariate(1 / BUTTON_MEAN_S) / self.speed
             self.values[105] = not self.values[105]
             if self.reporting:
                 self._report([105])
         if self.reporting and now >= self.next_report:
-            # keep the cadence: the next report is due one period after this one was due
-            self.next_report = max(self.next_report + self.period, now - self.period)
+            # keep the cadence; after a pause start afresh instead of bursting to catch up
+            self.next_report += self.period
+            if self.next_report <= now:
+                self.next_report = now + self.period
             ids = [6]
             if self.energy_centi_kwh != self._reported_energy:
                 ids.insert(0, 1)
@@ -127,9 +131,10 @@ class SimulatedMeter:
         """Earth leakage over the dp 104 threshold: open the relay, raise fault bit 3."""
         self.relay = False
         self.faults |= 1 << LEAK_FAULT_BIT
+        self.values[106] = True  # earth leak
         self._last_sample = self.house.sample(False)
         if self.reporting:
-            self._report([16, 9, 6])
+            self._report([16, 9, 106, 6])
 
     def _handle(self, f: Frame, now: float) -> None:
         cmd = f.command
@@ -159,9 +164,10 @@ class SimulatedMeter:
             assert isinstance(dp.value, bool)
             if dp.value and not self.relay:
                 self.faults = 0  # switching back on acknowledges the alarm
+                self.values[106] = False
             self.relay = dp.value
             self._last_sample = self.house.sample(self.relay)
-            self._report([16, 9, 6] if dp.value else [16, 6])
+            self._report([16, 9, 106, 6] if dp.value else [16, 6])
             return
         if dp.id == 12 and dp.value:
             self.energy_wh = 0.0

@@ -34,8 +34,13 @@ class Household:
     BASE_W = 75.0
     SOURCE_OHMS = 0.28  # line impedance: 2 kW costs ~2.4 V
 
-    def __init__(self, rng: random.Random, start: float = 0.0) -> None:
-        self.rng = rng
+    def __init__(self, seed: int = 0, start: float = 0.0) -> None:
+        # one generator per event stream, each drawn in time order: how finely the caller steps
+        # through time changes nothing
+        self.rng = rng = random.Random(f"{seed}:appliances")
+        self._spikes = random.Random(f"{seed}:leak-spikes")
+        self._faults = random.Random(f"{seed}:earth-faults")
+        self.seed = seed
         self.t = start
         self.appliances = [
             Appliance("fridge", 110.0, 18 * 60, 35 * 60),
@@ -49,8 +54,8 @@ class Household:
             a.next_toggle = start + rng.expovariate(1 / (a.mean_on if a.on else a.mean_off))
         self.leak_spike_until = start
         self.leak_spike_ma = 0.0
-        self.next_leak_spike = start + rng.expovariate(1 / (25 * 60))
-        self.next_leak_fault = start + rng.expovariate(1 / (5 * 3600))
+        self.next_leak_spike = start + self._spikes.expovariate(1 / (25 * 60))
+        self.next_leak_fault = start + self._faults.expovariate(1 / (5 * 3600))
 
     def load_w(self) -> float:
         return self.BASE_W + sum(a.watts for a in self.appliances if a.on)
@@ -74,25 +79,30 @@ class Household:
             wh += self.load_w() * (t_new - self.t) / 3600
         self.t = t_new
         while self.next_leak_spike <= t_new:
-            self.leak_spike_ma = self.rng.uniform(8, 25)
-            self.leak_spike_until = self.next_leak_spike + self.rng.uniform(5, 25)
-            self.next_leak_spike += self.rng.expovariate(1 / (25 * 60))
+            self.leak_spike_ma = self._spikes.uniform(8, 25)
+            self.leak_spike_until = self.next_leak_spike + self._spikes.uniform(5, 25)
+            self.next_leak_spike += self._spikes.expovariate(1 / (25 * 60))
         while self.next_leak_fault <= t_new:
+            size = self._faults.uniform(20, 90)  # drawn even when off, to keep the stream in step
             if powered:  # a damp appliance or a nicked cable: a short fault current to earth
-                leak_fault = max(leak_fault, self.rng.uniform(20, 90))
-            self.next_leak_fault += self.rng.expovariate(1 / (5 * 3600))
+                leak_fault = max(leak_fault, size)
+            self.next_leak_fault += self._faults.expovariate(1 / (5 * 3600))
         return wh, leak_fault
 
     def sample(self, powered: bool) -> Sample:
-        """Instantaneous values at the current time, with measurement noise."""
+        """Instantaneous values at the current time, with measurement noise.
+
+        The noise is a function of the seed and the simulated time (per 0.1 s), not of how often
+        the host asks, so the same seed gives the same household whatever the host sends."""
+        noise = random.Random(f"{self.seed}:{round(self.t, 1)}")
         day = math.sin(2 * math.pi * (self.t % 86400) / 86400)
-        p = self.load_w() * self.rng.uniform(0.97, 1.03) if powered else 0.0
-        v_open = 230.0 + 2.5 * day + self.rng.gauss(0, 0.4)
+        p = self.load_w() * noise.uniform(0.97, 1.03) if powered else 0.0
+        v_open = 230.0 + 2.5 * day + noise.gauss(0, 0.4)
         i = p / v_open if powered else 0.0
         v = v_open - self.SOURCE_OHMS * i
         leak = 0.0
         if powered:
-            leak = max(0.0, 3.0 + 0.0004 * p + self.rng.gauss(0, 0.6))
+            leak = max(0.0, 3.0 + 0.0004 * p + noise.gauss(0, 0.6))
             if self.t < self.leak_spike_until:
                 leak += self.leak_spike_ma
         return Sample(v, i, p, leak)
