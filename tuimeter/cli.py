@@ -67,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("jsonl", "csv"), default="jsonl", help="record format (default jsonl)")
     p.add_argument("--every", type=_non_negative, default=0.0, metavar="S",
                    help="at most one reading per S seconds (default: every reading)")
+    p.add_argument("--flush-every", type=_non_negative, default=0.0, metavar="S",
+                   help="write records at most S seconds late, in fewer, larger writes (kind to SD cards); "
+                        "default 0: each burst as soon as it is handled")
     p.add_argument("--set", type=_relay_setting, dest="set_relay", metavar="relay=on|off",
                    help="switch the relay, wait for the meter's confirmation, exit")
     p.add_argument("--query", action="store_true", help="print every datapoint the meter reports, exit")
@@ -83,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="colour theme: tuimeter-dark (default), tuimeter-light, tuimeter-contrast, or a theme file")
     p.add_argument("--profile", default=None, metavar="NAME|FILE", help="device profile (default earu-2p63a)")
     p.add_argument("--list-ports", action="store_true", help="list serial ports and exit")
+    _add_sim_faults(p, "--demo-faults", "--demo-variant")
     p.add_argument("--version", action="version", version=f"tuimeter {__version__}")
     return p
 
@@ -96,7 +100,27 @@ def build_sim_parser() -> argparse.ArgumentParser:
                    help="seconds between dp 6 reports (default 3; the real meter: ~15)")
     p.add_argument("--speed", type=_positive, default=1.0, metavar="X",
                    help="simulated seconds per real second for the household (default 1)")
+    _add_sim_faults(p, "--faults", "--variant")
     return p
+
+
+def _fault_plan(text: str) -> object:
+    from tuimeter.sim.faults import FaultPlan
+
+    try:
+        return FaultPlan.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_sim_faults(p: argparse.ArgumentParser, faults: str, variant: str) -> None:
+    p.add_argument(faults, type=_fault_plan, default=None, metavar="SPEC",
+                   help="inject faults: a preset (noisy, flaky) or e.g. 'noise=0.2,bad_checksum=0.05,"
+                        "truncate=0.05,stray=0.1,bursts=0.05,absurd_length=0.02,dribble,heartbeat_answers=0.7,"
+                        "silence_every=600,silence_for=20,reboot_every=300,requests_every=30,"
+                        "unplug_every=120,unplug_for=2,ignore_relay' (see docs/reliability.md)")
+    p.add_argument(variant, choices=("10byte", "8byte"), default="10byte",
+                   help="10byte: this meter; 8byte: relatives with an 8-byte phase_a and leakage in dp 15")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -126,6 +150,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _usage("give either PORT or --demo, not both")
     if not args.port and not args.demo:
         return _usage("give a PORT (e.g. /dev/ttyUSB0) or --demo")
+    if not args.demo and (args.demo_faults is not None or args.demo_variant != "10byte"):
+        return _usage("--demo-faults and --demo-variant go with --demo")
     if args.json and not args.query:
         return _usage("--json goes with --query")
     if args.set_relay is not None and args.query:

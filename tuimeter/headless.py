@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TextIO
@@ -73,6 +74,7 @@ class HeadlessOptions:
     log: str | None = None
     format: str = "jsonl"
     every: float = 0.0
+    flush_every: float = 0.0  # 0: write each burst of records at once; >0: at most this late
 
 
 class HeadlessMonitor:
@@ -87,6 +89,8 @@ class HeadlessMonitor:
         self.color = self.out.isatty()
         self._last_emit: datetime | None = None
         self._held: ReadingUpdated | None = None  # the newest reading skipped by --every
+        self._lines: list[str] = []  # status lines waiting for the next flush
+        self._due: float | None = None  # when queued output must be written (monotonic)
         self._sub = session.bus.subscribe()  # before the session starts: no event is missed
 
     def handle(self, ev: Event) -> None:
@@ -102,17 +106,44 @@ class HeadlessMonitor:
     def _emit(self, ev: Event) -> None:
         line = status_line(ev.reading, self.color) if isinstance(ev, ReadingUpdated) else event_line(ev)
         if line is not None:
-            print(line, file=self.out, flush=True)
+            self._lines.append(line + "\n")
         if self.sink is not None:
             self.sink.write(ev)
+        if self._due is None and (self._lines or (self.sink is not None and self.sink.pending)):
+            self._due = time.monotonic() + self.options.flush_every
+
+    def flush(self) -> None:
+        """Write what is queued: one write for the status lines, one for the records."""
+        self._due = None
+        if self._lines:
+            self.out.write("".join(self._lines))
+            self.out.flush()
+            self._lines.clear()
+        if self.sink is not None:
+            self.sink.flush()
 
     async def consume(self) -> None:
+        """Handle events as they come; write once the burst is over (or --flush-every has passed)."""
         try:
-            async for ev in self._sub:
+            while True:
+                if self._due is not None and (self._sub.empty() or time.monotonic() >= self._due):
+                    wait = self._due - time.monotonic()
+                    if wait <= 0:
+                        self.flush()
+                        continue
+                    try:
+                        ev = await asyncio.wait_for(self._sub.get(), wait)
+                    except TimeoutError:
+                        continue
+                else:
+                    ev = await self._sub.get()
+                if ev is None:
+                    break
                 self.handle(ev)
         finally:
             if self._held is not None:
                 self._emit(self._held)  # the last state the meter reported is not lost at shutdown
+            self.flush()
             if self.sink is not None:
                 self.sink.close()
 

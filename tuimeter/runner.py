@@ -24,13 +24,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 @contextlib.asynccontextmanager
-async def _demo_port() -> AsyncIterator[str]:
+async def _demo_port(args: argparse.Namespace) -> AsyncIterator[str]:
     """The built-in simulated meter on a pseudo-terminal in this process."""
     from tuimeter.sim.mcu import SimulatedMeter
     from tuimeter.sim.pty_server import PtyMeterServer
 
     loop = asyncio.get_running_loop()
-    server = PtyMeterServer(SimulatedMeter(seed=DEMO_SEED, period=DEMO_PERIOD, speed=DEMO_SPEED, start=loop.time()))
+    meter = SimulatedMeter(seed=DEMO_SEED, period=DEMO_PERIOD, speed=DEMO_SPEED, start=loop.time(),
+                           faults=args.demo_faults, variant=args.demo_variant)
+    server = PtyMeterServer(meter, seed=DEMO_SEED)
     try:
         yield await server.start()
     finally:
@@ -45,7 +47,7 @@ async def _run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     config = HostConfig(wifi_state=args.wifi_state, heartbeat_interval=args.heartbeat, read_only=args.read_only)
     async with contextlib.AsyncExitStack() as stack:
-        port = await stack.enter_async_context(_demo_port()) if args.demo else args.port
+        port = await stack.enter_async_context(_demo_port(args)) if args.demo else args.port
         if args.demo:
             print(f"tuimeter: demo on a simulated meter at {port}", file=sys.stderr)
         session = HostSession(SessionOptions(port=port, baud=args.baud), profile, config)
@@ -83,7 +85,7 @@ async def _front_end(args: argparse.Namespace, session: HostSession) -> int:
     monitor = None
     if args.set_relay is None and not args.query:
         try:
-            monitor = HeadlessMonitor(session, HeadlessOptions(args.log, args.format, args.every))
+            monitor = HeadlessMonitor(session, HeadlessOptions(args.log, args.format, args.every, args.flush_every))
         except SinkError as exc:
             print(f"tuimeter: {exc}", file=sys.stderr)
             return EXIT_USAGE

@@ -7,7 +7,7 @@ import io
 import json
 import os
 import sys
-from typing import IO, Any
+from typing import Any
 
 from tuimeter.core.events import (
     Event,
@@ -54,9 +54,10 @@ def event_record(ev: Event) -> dict[str, Any] | None:
     return None
 
 
-def _open_append(path: str) -> IO[str]:
+def _open_append(path: str) -> int:
+    """An O_APPEND descriptor; a partial last line left by a crash is cut off first."""
     if path == "-":
-        return sys.stdout
+        return sys.stdout.fileno()
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise SinkError(f"cannot write log {path}: folder {folder} does not exist; "
@@ -65,37 +66,58 @@ def _open_append(path: str) -> IO[str]:
         example = os.path.join(path, "meter.jsonl")
         raise SinkError(f"cannot write log {path}: it is a folder; give a file name, e.g. {example}")
     try:
-        return open(path, "a", encoding="utf-8", newline="")
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
     except PermissionError:
         raise SinkError(f"cannot write log {path}: permission denied; pick a folder you can write to, "
                         "or fix its owner") from None
     except OSError as exc:
         raise SinkError(f"cannot write log {path}: {exc.strerror}") from None
+    try:
+        _cut_partial_line(fd)
+    except OSError as exc:
+        os.close(fd)
+        raise SinkError(f"cannot repair the end of log {path}: {exc.strerror}") from None
+    return fd
+
+
+def _cut_partial_line(fd: int) -> None:
+    """A crash mid-write can leave half a line at the end; appending after it would glue the next
+    record to it. Cut the file back to its last complete line (the half line held no record)."""
+    size = os.fstat(fd).st_size
+    if size == 0:
+        return
+    tail_start = max(0, size - 65536)
+    tail = os.pread(fd, size - tail_start, tail_start)
+    if tail.endswith(b"\n"):
+        return
+    cut = tail.rfind(b"\n")
+    os.ftruncate(fd, tail_start + cut + 1 if cut >= 0 else (0 if tail_start == 0 else size))
 
 
 class RecordSink:
-    """Writes whole lines and flushes each, so a crash leaves at most the last line partial."""
+    """Appends whole lines. Records are batched in memory and written with one write() per flush:
+    a process killed at any moment leaves only complete lines (a short write on a full disk aside)."""
 
     def __init__(self, path: str, fmt: str) -> None:
         self.path = path
         self.format = fmt
-        self._fh = _open_append(path)
-        self._needs_header = fmt == "csv" and self._is_empty()
+        self._fd = _open_append(path)
+        self._buf: list[str] = []
+        self._needs_header = fmt == "csv" and (path == "-" or os.fstat(self._fd).st_size == 0)
 
-    def _is_empty(self) -> bool:
-        try:
-            return self._fh.tell() == 0 if self._fh is not sys.stdout else True
-        except OSError:
-            return True
+    @property
+    def pending(self) -> bool:
+        return bool(self._buf)
 
     def write(self, ev: Event) -> None:
+        """Queue the record for an event (if it has one); flush() writes it."""
         if self.format == "csv":
             if isinstance(ev, ReadingUpdated):
-                self._write_line(self._csv_line(ev.reading))
+                self._buf.append(self._csv_line(ev.reading))
             return
         record = event_record(ev)
         if record is not None:
-            self._write_line(json.dumps(record, separators=(", ", ": ")) + "\n")
+            self._buf.append(json.dumps(record, separators=(", ", ": ")) + "\n")
 
     def _csv_line(self, r: Reading) -> str:
         buf = io.StringIO()
@@ -108,14 +130,22 @@ class RecordSink:
         w.writerow("" if rec[k] is None else rec[k] for k in CSV_FIELDS)
         return buf.getvalue()
 
-    def _write_line(self, line: str) -> None:
+    def flush(self) -> None:
+        if not self._buf:
+            return
+        data = "".join(self._buf).encode("utf-8")
+        self._buf.clear()
         try:
-            self._fh.write(line)
-            self._fh.flush()
+            while data:
+                n = os.write(self._fd, data)
+                data = data[n:]
         except OSError as exc:
             raise SinkError(f"writing log {self.path} failed: {exc.strerror}; "
                             "free some space or pick another --log path") from None
 
     def close(self) -> None:
-        if self._fh is not sys.stdout:
-            self._fh.close()
+        try:
+            self.flush()
+        finally:
+            if self.path != "-":
+                os.close(self._fd)

@@ -30,6 +30,9 @@ class Subscription:
         item = await self._queue.get()
         return None if item is _CLOSED else item  # type: ignore[return-value]
 
+    def empty(self) -> bool:
+        return self._queue.empty()
+
     def get_nowait(self) -> Event | None:
         """An already queued event, or None."""
         try:

@@ -13,8 +13,9 @@ from tuimeter.sim.pty_server import PtyMeterServer
 
 async def _serve(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
-    meter = SimulatedMeter(seed=args.seed, period=args.period, speed=args.speed, start=loop.time())
-    server = PtyMeterServer(meter, link=args.link)
+    meter = SimulatedMeter(seed=args.seed, period=args.period, speed=args.speed, start=loop.time(),
+                           faults=args.faults, variant=args.variant)
+    server = PtyMeterServer(meter, link=args.link, seed=args.seed)
     try:
         await server.start()
     except OSError as exc:

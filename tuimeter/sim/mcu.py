@@ -10,12 +10,13 @@ seconds once the host has queried the dps.
 from __future__ import annotations
 
 import random
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterable
 
 from tuimeter.core.commands import Command
 from tuimeter.core.datapoints import DataPoint, DPType, decode_datapoints, make_datapoint
 from tuimeter.core.frames import MCU_VERSION, Frame, StreamParser, encode_frame
+from tuimeter.sim.faults import FaultPlan
 from tuimeter.sim.physics import Household, Sample
 
 PRODUCT_JSON = '{"p":"r9kg2g1uhhyicycb","v":"1.0.0","m":0}'  # EARU EAMPDW-TY63 (cloudcutter)
@@ -29,6 +30,10 @@ DP_TYPES = {1: DPType.VALUE, 6: DPType.RAW, 9: DPType.BITMAP, 11: DPType.BOOL, 1
             101: DPType.VALUE, 102: DPType.VALUE, 103: DPType.VALUE, 104: DPType.VALUE,
             105: DPType.BOOL, 106: DPType.BOOL}
 DUMP_ORDER = (1, 6, 9, 11, 12, 13, 14, 16, 19, 101, 102, 103, 104, 105, 106)
+# "10byte": this meter; "8byte": its close relatives (TOMPD-63 family) with leakage in dp 15
+VARIANTS = ("10byte", "8byte")
+MCU_REQUESTS = (Command.LOCAL_TIME, Command.NETWORK_QUERY, Command.WIFI_RSSI, Command.WIFI_TEST,
+                Command.DP_REPORT_SYNC, Command.EXTENDED, Command.RESET_WIFI, Command.RESET_WIFI_MODE)
 
 
 def phase_a_bytes(s: Sample, ten_byte: bool = True) -> bytes:
@@ -45,15 +50,26 @@ def phase_a_bytes(s: Sample, ten_byte: bool = True) -> bytes:
 class SimulatedMeter:
     """Feed it the host's bytes with receive(); call tick() by next_deadline(); send data_to_send()."""
 
-    def __init__(self, seed: int = 1, period: float = 3.0, speed: float = 1.0, start: float = 0.0) -> None:
+    def __init__(self, seed: int = 1, period: float = 3.0, speed: float = 1.0, start: float = 0.0,
+                 faults: FaultPlan | None = None, variant: str = "10byte") -> None:
+        if variant not in VARIANTS:
+            raise ValueError(f"variant {variant!r} is not one of {', '.join(VARIANTS)}")
+        self.variant = variant
+        self.plan = faults or FaultPlan()
         # separate generators, each drawn only on its own schedule: runs repeat whatever the host sends
         self.rng = random.Random(f"{seed}:button")
+        self.fault_rng = random.Random(f"{seed}:mcu-faults")
+        self.silent_until = start
+        self.next_silence = self._schedule(start, self.plan.silence_every)
+        self.next_reboot = self._schedule(start, self.plan.reboot_every)
+        self.next_request = self._schedule(start, self.plan.requests_every)
+        self.requests_sent: Counter[int] = Counter()
         self.period = period
         self.speed = speed
         self._t0 = start
         self.house = Household(seed, start=8 * 3600.0)  # sim day starts at 08:00
         self.parser = StreamParser()
-        self._out = bytearray()
+        self._out: list[bytes] = []  # whole frames: line faults mangle them one by one
         self.heartbeats = 0
         self.network_state: int | None = None
         self.reporting = False
@@ -72,12 +88,25 @@ class SimulatedMeter:
 
     # ---- outputs ---------------------------------------------------------------------------
     def data_to_send(self) -> bytes:
-        data = bytes(self._out)
-        self._out.clear()
-        return data
+        return b"".join(self.frames_to_send())
+
+    def frames_to_send(self) -> list[bytes]:
+        frames, self._out = self._out, []
+        return frames
 
     def next_deadline(self) -> float:
-        return min(self.next_report if self.reporting else float("inf"), self.next_button)
+        return min(self.next_report if self.reporting else float("inf"), self.next_button,
+                   self.next_silence, self.next_reboot, self.next_request)
+
+    def silent(self, now: float) -> bool:
+        return now < self.silent_until
+
+    def _schedule(self, now: float, mean: float) -> float:
+        return now + self.fault_rng.expovariate(1 / mean) if mean > 0 else float("inf")
+
+    @property
+    def dump_order(self) -> tuple[int, ...]:
+        return DUMP_ORDER if self.variant == "10byte" else (*DUMP_ORDER[:2], 15, *DUMP_ORDER[2:])
 
     @property
     def energy_centi_kwh(self) -> int:
@@ -89,6 +118,8 @@ class SimulatedMeter:
     # ---- input -----------------------------------------------------------------------------
     def receive(self, data: bytes, now: float) -> None:
         for item in self.parser.feed(data, now):
+            if self.silent(now):
+                continue
             if isinstance(item, Frame) and item.version == 0x00:  # the SDK ignores other versions
                 self.frames_received.append(item)
                 self._advance(now)
@@ -96,6 +127,9 @@ class SimulatedMeter:
 
     def tick(self, now: float) -> None:
         self._advance(now)
+        self._mcu_faults(now)
+        if self.silent(now):
+            return
         if now >= self.next_button:
             self.next_button += self.rng.expovariate(1 / BUTTON_MEAN_S) / self.speed
             self.values[105] = not self.values[105]
@@ -106,10 +140,35 @@ class SimulatedMeter:
             self.next_report += self.period
             if self.next_report <= now:
                 self.next_report = now + self.period
-            ids = [6]
+            ids = [6] if self.variant == "10byte" else [6, 15]
             if self.energy_centi_kwh != self._reported_energy:
                 ids.insert(0, 1)
             self._report(ids)
+
+    def _mcu_faults(self, now: float) -> None:
+        if now >= self.next_silence:
+            self.silent_until = now + self.plan.silence_for
+            self.next_silence = self._schedule(self.silent_until, self.plan.silence_every)
+        if now >= self.next_reboot:
+            self.reboot(now)
+            self.next_reboot = self._schedule(now, self.plan.reboot_every)
+        if now >= self.next_request:
+            self.send_request(self.fault_rng.choice(MCU_REQUESTS))
+            self.next_request = self._schedule(now, self.plan.requests_every)
+
+    def send_request(self, cmd: int) -> None:
+        """An MCU-initiated request, as real MCUs send them at any moment."""
+        self.requests_sent[cmd] += 1
+        if cmd == Command.DP_REPORT_SYNC:
+            self._send(cmd, self.datapoint(6).encode())
+        elif cmd == Command.EXTENDED:
+            sub = self.fault_rng.choice((0x04, 0x0B))
+            tail = bytes(8) + self.datapoint(1).encode() if sub == 0x0B else b""
+            self._send(cmd, bytes((sub,)) + tail)
+        elif cmd == Command.RESET_WIFI_MODE:
+            self._send(cmd, bytes((self.fault_rng.randint(0, 1),)))
+        else:
+            self._send(cmd, b"")
 
     def reboot(self, now: float) -> None:
         """Power-cycle the MCU: the next heartbeat is answered 0x00, reports stop until re-init."""
@@ -139,6 +198,8 @@ class SimulatedMeter:
     def _handle(self, f: Frame, now: float) -> None:
         cmd = f.command
         if cmd == Command.HEARTBEAT:
+            if self.fault_rng.random() >= self.plan.heartbeat_answers:
+                return  # this one goes unanswered
             self._send(cmd, b"\x00" if self.heartbeats == 0 else b"\x01")
             self.heartbeats += 1
         elif cmd == Command.PRODUCT_INFO:
@@ -149,7 +210,7 @@ class SimulatedMeter:
             self.network_state = f.payload[0]
             self._send(cmd, b"")
         elif cmd == Command.DP_QUERY:
-            self._report(DUMP_ORDER)
+            self._report(self.dump_order)
             self.reporting = True
             self.next_report = now + self.period
         elif cmd == Command.DP_COMMAND:
@@ -162,6 +223,8 @@ class SimulatedMeter:
             return  # unknown, wrong type, or read-only: dropped without a report, as the SDK does
         if dp.id == 16:
             assert isinstance(dp.value, bool)
+            if self.plan.ignore_relay:
+                return
             if dp.value and not self.relay:
                 self.faults = 0  # switching back on acknowledges the alarm
                 self.values[106] = False
@@ -182,7 +245,9 @@ class SimulatedMeter:
         if dpid == 1:
             return make_datapoint(1, DPType.VALUE, self.energy_centi_kwh)
         if dpid == 6:
-            return make_datapoint(6, DPType.RAW, phase_a_bytes(self._last_sample))
+            return make_datapoint(6, DPType.RAW, phase_a_bytes(self._last_sample, self.variant == "10byte"))
+        if dpid == 15:
+            return make_datapoint(15, DPType.VALUE, round(self._last_sample.leakage_ma))
         if dpid == 9:
             return make_datapoint(9, DPType.BITMAP, self.faults, length=4)
         if dpid == 16:
@@ -196,4 +261,4 @@ class SimulatedMeter:
             self._send(Command.DP_REPORT, self.datapoint(dpid).encode())
 
     def _send(self, cmd: int, payload: bytes) -> None:
-        self._out += encode_frame(cmd, payload, MCU_VERSION)
+        self._out.append(encode_frame(cmd, payload, MCU_VERSION))

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import random
 import time
 import tty
 from pathlib import Path
 
+from tuimeter.sim.faults import LineInjector
 from tuimeter.sim.mcu import SimulatedMeter
 
 
@@ -16,9 +18,16 @@ class PtyMeterServer:
     """The meter's side of a pty pair. `path` is the device the host opens; `link`, if given,
     is a symlink kept pointing at it (also across vanish()/restore(), like /dev/serial/by-id)."""
 
-    def __init__(self, meter: SimulatedMeter, link: str | Path | None = None) -> None:
+    def __init__(self, meter: SimulatedMeter, link: str | Path | None = None, seed: int = 0) -> None:
         self.meter = meter
+        self.plan = meter.plan
+        self.injector = LineInjector(self.plan, seed) if self.plan.mangles else None
         self.link = Path(link) if link is not None else None
+        self.unplugs = 0
+        self._unplug_rng = random.Random(f"{seed}:unplug")
+        self._pending = bytearray()  # bytes not yet written (dribble mode, or a full pty buffer)
+        self._dribbler: asyncio.Task[None] | None = None
+        self._unplugger: asyncio.Task[None] | None = None
         self.path = ""
         self.bytes_in = 0
         self.bytes_out = 0
@@ -39,6 +48,10 @@ class PtyMeterServer:
     async def start(self) -> str:
         self._open_pty()
         self._ticker = asyncio.create_task(self._tick_loop(), name="sim-ticker")
+        if self.plan.dribble:
+            self._dribbler = asyncio.create_task(self._dribble_loop(), name="sim-dribble")
+        if self.plan.unplug_every > 0:
+            self._unplugger = asyncio.create_task(self._unplug_loop(), name="sim-unplug")
         return self.port
 
     def _open_pty(self) -> None:
@@ -77,10 +90,11 @@ class PtyMeterServer:
             self._wake.set()
 
     async def close(self) -> None:
-        if self._ticker is not None:
-            self._ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._ticker
+        for task in (self._ticker, self._dribbler, self._unplugger):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         self.vanish()
 
     def _on_readable(self) -> None:
@@ -97,14 +111,40 @@ class PtyMeterServer:
         self._wake.set()  # a command may have changed the next deadline
 
     def _flush(self) -> None:
-        data = self.meter.data_to_send()
-        if not data or self._master is None:
+        frames = self.meter.frames_to_send()
+        if not frames or self._master is None:
+            return
+        data = self.injector.process(frames) if self.injector is not None else b"".join(frames)
+        if self.plan.dribble:
+            self._pending += data  # the dribble task writes them one by one
+            return
+        self._write(data)
+
+    def _write(self, data: bytes) -> None:
+        if self._master is None:
             return
         try:
             n = os.write(self._master, data)
         except (BlockingIOError, OSError):
             return  # nobody is reading and the pty buffer is full: a UART would lose these too
         self.bytes_out += n
+
+    async def _dribble_loop(self) -> None:
+        while True:
+            if self._pending:
+                self._write(bytes(self._pending[:1]))
+                del self._pending[:1]
+                await asyncio.sleep(0.001)  # about one byte time at 9600 baud
+            else:
+                await asyncio.sleep(0.01)
+
+    async def _unplug_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._unplug_rng.expovariate(1 / self.plan.unplug_every))
+            self.vanish()
+            self.unplugs += 1
+            await asyncio.sleep(self.plan.unplug_for)
+            self.restore()
 
     async def _tick_loop(self) -> None:
         while True:
