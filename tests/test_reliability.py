@@ -47,8 +47,10 @@ async def stack() -> AsyncIterator[list[object]]:
         await item.close()  # type: ignore[attr-defined]
 
 
-async def connect(server: PtyMeterServer, stack: list[object], **config: object) -> tuple[HostSession, list[Event]]:
-    session = HostSession(SessionOptions(port=server.port), load_profile(), HostConfig(**config))  # type: ignore[arg-type]
+async def connect(server: PtyMeterServer, stack: list[object], reconnect_min: float = 0.25,
+                  **config: object) -> tuple[HostSession, list[Event]]:
+    options = SessionOptions(port=server.port, reconnect_min=reconnect_min)
+    session = HostSession(options, load_profile(), HostConfig(**config))  # type: ignore[arg-type]
     events: list[Event] = []
     session.bus.add_listener(events.append)
     await session.start()
@@ -147,7 +149,7 @@ async def test_reboot_detected_and_startup_rerun_within_2_s(tmp_path: Path, stac
 async def test_port_gone_and_back_100_times_without_leaking(tmp_path: Path, stack: list[object]) -> None:
     server = await serve(tmp_path, period=0.5)
     stack.append(server)
-    session, _ = await connect(server, stack)
+    session, _ = await connect(server, stack, reconnect_min=0.02)
     await session.wait_online(10)
     fds = len(os.listdir("/proc/self/fd"))
     tasks = len(asyncio.all_tasks())
