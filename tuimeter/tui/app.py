@@ -12,9 +12,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
+from rich.text import Text
+from textual import events
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
-from textual.containers import Horizontal
+from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Log
 
@@ -34,7 +36,9 @@ from tuimeter.tui.widgets import (
     StatusBar,
 )
 
-REFRESH_S = 0.1  # at most 10 redraws a second, however fast the meter sends
+REFRESH_S = 0.1  # panels: at most 10 redraws a second, however fast the meter sends
+LOG_REFRESH_S = 0.5  # the frame log scrolls in batches (scrolling it is the costliest redraw)
+STATUS_REFRESH_S = 0.5  # header counters and heartbeat age
 SCREEN_LOG_LINES = 2000
 STALE_AFTER_S = 40.0  # the real meter reports about every 15 s
 COMPACT_BELOW = (120, 36)  # width, height
@@ -75,16 +79,16 @@ class MeterLink(Protocol):
 class TuimeterApp(App[int]):
     CSS_PATH = "app.tcss"
     TITLE = "tuimeter"
-    BINDINGS = [
+    BINDINGS = [  # short labels: all of them fit an 80-column footer
         Binding("r", "toggle_relay", "Relay"),
         Binding("u", "query", "Query"),
-        Binding("p", "pause_log", "Pause log"),
-        Binding("c", "clear_log", "Clear log"),
+        Binding("p", "pause_log", "Pause"),
+        Binding("c", "clear_log", "Clear"),
         Binding("f", "cycle_filter", "Filter"),
-        Binding("s", "save_log", "Save log"),
+        Binding("s", "save_log", "Save"),
         Binding("t", "cycle_theme", "Theme"),
         Binding("question_mark,f1", "help", "Help", key_display="?"),
-        Binding("q,ctrl+q", "quit", "Quit", priority=True),
+        Binding("q,ctrl+q", "quit", "Quit"),
     ]
 
     def __init__(self, link: MeterLink, *, theme_choice: str | None = None, save_dir: Path | None = None,
@@ -99,7 +103,8 @@ class TuimeterApp(App[int]):
         self.log_paused = False
         self.log_filter = FILTERS[0]
         self._theme_names: list[str] = []
-        self._last_status = ""
+        self._last_status: Text | None = None
+        self.compact = False
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
         return dict(DEFAULT_VARIABLES)  # for themes (e.g. Textual's own) that do not set them
@@ -121,13 +126,13 @@ class TuimeterApp(App[int]):
             faults = FaultsPanel(id="faults")
             faults.border_title = "Faults"
             yield faults
-            device = DevicePanel(id="device")
-            device.border_title = "Device"
-            yield device
+            with VerticalScroll(id="device") as box:  # scrolls when unknown datapoints pile up
+                box.border_title = "Device"
+                yield DevicePanel(id="device-rows")
         log = Log(id="log", max_lines=SCREEN_LOG_LINES, auto_scroll=True)
         log.border_title = "Frame log"
         yield log
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         # widgets are looked up once: the refresh timer may still tick while the app shuts down
@@ -135,12 +140,18 @@ class TuimeterApp(App[int]):
         self._metrics = {m: self.query_one(f"#metric-{m}", MetricPanel) for m, *_ in PANELS}
         self._relay = self.query_one(RelayPanel)
         self._faults = self.query_one(FaultsPanel)
-        self._device = self.query_one(DevicePanel)
+        self._device = self.query_one("#device-rows", DevicePanel)
         self._frame_log = self.query_one(Log)
         self._setup_themes()
-        self._fit_to_size()
+        if self.read_only:  # the key stays live to explain itself; the footer says it is locked
+            self.bind("r", "toggle_relay", description="Relay locked")
+        self._fit_to_size(self.size.width, self.size.height)
+        # three paces: values fast, the log and the header slower (redrawing them is what costs)
         self.set_interval(REFRESH_S, self.refresh_view)
+        self.set_interval(LOG_REFRESH_S, self._draw_log)
+        self.set_interval(STATUS_REFRESH_S, self._draw_status)
         self.refresh_view()
+        self._draw_status()
         if not self.is_headless:
             loop = asyncio.get_running_loop()
             loop.add_signal_handler(signal.SIGTERM, self.exit)
@@ -154,15 +165,11 @@ class TuimeterApp(App[int]):
         watchdog.start()
         self.exit(128 + signal.SIGHUP)
 
-    def on_resize(self) -> None:
-        self._fit_to_size()
+    def on_resize(self, event: events.Resize) -> None:
+        self._fit_to_size(event.size.width, event.size.height)
 
-    @property
-    def compact(self) -> bool:
-        w, h = self.size
-        return w < COMPACT_BELOW[0] or h < COMPACT_BELOW[1]
-
-    def _fit_to_size(self) -> None:
+    def _fit_to_size(self, width: int, height: int) -> None:
+        self.compact = width < COMPACT_BELOW[0] or height < COMPACT_BELOW[1]
         self.screen.set_class(self.compact, "compact")
         self.model.dirty = True
 
@@ -201,13 +208,10 @@ class TuimeterApp(App[int]):
     def refresh_view(self) -> None:
         """Sample the model and redraw what it says changed (and what ages: staleness, hb age)."""
         model = self.model
-        self._draw_status()
+        self._check_staleness()
         if model.dirty:
             model.dirty = False
             self._draw_panels()
-        else:
-            self._draw_staleness()
-        self._draw_log()
         for text, severity in model.take_notices():
             self.notify(text, severity=severity, timeout=8 if severity == "error" else 5)  # type: ignore[arg-type]
 
@@ -218,13 +222,14 @@ class TuimeterApp(App[int]):
         product = self.model.product or "—"
         if self.model.mcu_version:
             product += f" v{self.model.mcu_version}"
-        style = LINK_STYLE.get(m.link, "")
-        text = (f"[{style}]● {m.link.value}[/]  {self.link.port_label}  {product}  hb {hb}  "
-                f"⇣{m.frames_in} ⇡{m.frames_out}  err {stats.errors}"
-                + ("  [b]read-only[/b]" if self.read_only else ""))
+        # Text, not markup: the port name and product id are not ours to interpret
+        text = Text.assemble((f"● {m.link.value}", LINK_STYLE.get(m.link, "")),
+                             ("  READ-ONLY", "bold") if self.read_only else "",
+                             f"  {self.link.port_label}  {product}  hb {hb}  "
+                             f"⇣{m.frames_in} ⇡{m.frames_out}  err {stats.errors}")
         if text != self._last_status:
             self._last_status = text
-            self._status.update(text)
+            self._status.update(text, layout=False)
 
     def _draw_panels(self) -> None:
         model = self.model
@@ -241,12 +246,10 @@ class TuimeterApp(App[int]):
         self._faults.show(model.faults)
         self._device.show(device_rows(meter), self.compact)
 
-    def _draw_staleness(self) -> None:
+    def _check_staleness(self) -> None:
         for metric, *_ in PANELS:
-            panel = self._metrics[metric]
-            stale = self.model.stale(metric, STALE_AFTER_S)
-            if stale != panel.has_class("stale"):
-                self.model.dirty = True  # redraw on the next tick with the right title
+            if self.model.stale(metric, STALE_AFTER_S) != self._metrics[metric].has_class("stale"):
+                self.model.dirty = True  # a value just went stale (or fresh): redraw
 
     def _draw_log(self) -> None:
         if self.log_paused:
@@ -261,14 +264,10 @@ class TuimeterApp(App[int]):
             (" · PAUSED" if self.log_paused else "")
 
     # ---- actions ---------------------------------------------------------------------------
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "toggle_relay" and self.read_only:
-            return None  # shown disabled in the footer; the relay panel says why
-        return True
-
     def action_toggle_relay(self) -> None:
         if self.read_only:
-            self.notify("read-only mode: relay commands are disabled", severity="warning")
+            self.notify("read-only mode (--read-only): relay commands are disabled; restart without it "
+                        "to switch the relay", severity="warning")
             return
         if self.model.relay_pending is not None:
             self.notify("a relay command is already waiting for the meter's confirmation", severity="warning")
@@ -284,15 +283,20 @@ class TuimeterApp(App[int]):
             return
         self.model.relay_pending = target
         self.model.dirty = True
-        self.run_worker(self._command(self.link.set_relay(target)), group="relay", exit_on_error=False)
+        self.run_worker(self._switch(target), group="relay", exit_on_error=False)
+
+    async def _switch(self, target: bool) -> None:
+        try:
+            await self._command(self.link.set_relay(target))
+        finally:  # confirmed, failed or refused: no longer "switching…"
+            self.model.relay_pending = None
+            self.model.dirty = True
 
     async def _command(self, call: Awaitable[str]) -> None:
         """Results arrive as CommandFinished events (notified by the model); refusals are raised here."""
         try:
             await call
         except CommandRefused as exc:
-            self.model.relay_pending = None
-            self.model.dirty = True
             self.notify(str(exc), severity="warning")
         except CommandFailed:
             pass
@@ -307,7 +311,7 @@ class TuimeterApp(App[int]):
         self.log_paused = not self.log_paused
         self._log_title()
         if not self.log_paused:
-            self._draw_log()  # what came in meanwhile (bounded)
+            self._rewrite_log()  # with what came in meanwhile, through the filter now set
 
     def action_clear_log(self) -> None:
         self._frame_log.clear()
@@ -316,12 +320,17 @@ class TuimeterApp(App[int]):
 
     def action_cycle_filter(self) -> None:
         self.log_filter = FILTERS[(FILTERS.index(self.log_filter) + 1) % len(FILTERS)]
+        self._log_title()
+        if not self.log_paused:  # a paused log keeps its lines until it resumes
+            self._rewrite_log()
+
+    def _rewrite_log(self) -> None:
+        """The log pane afresh from memory, through the current filter."""
         log = self._frame_log
         log.clear()
         log.write_lines([ln.render() for ln in list(self.model.log)[-SCREEN_LOG_LINES * 4:]
                          if ln.shown_by(self.log_filter)][-SCREEN_LOG_LINES:])
         self.model.take_new_lines()
-        self._log_title()
 
     def action_save_log(self) -> None:
         path = self.save_dir / f"tuimeter-frames-{datetime.now():%Y%m%d-%H%M%S}.log"

@@ -35,9 +35,9 @@ READING_ATTR = {
     "energy": "energy_kwh",
     "leakage": "leakage_ma",
 }
-HISTORY_SECONDS = 300.0  # the trend covers the recent five minutes
-HISTORY_POINTS = 600
-LOG_KEEP = 10_000  # frame-log lines kept in memory (and saved); the screen keeps fewer
+HISTORY_SECONDS = 300.0  # the trend covers the recent five minutes...
+HISTORY_SLOT = 2.5  # ...in slots of 2.5 s (the last value of each), whatever the report rate
+LOG_KEEP = 50_000  # frame-log lines kept in memory and saved by `s` (~10 MB); the screen keeps fewer
 FILTERS = ("all", "no heartbeats", "reports only")
 DEVICE_ROLES = (
     ("breaker id", "breaker_id"),
@@ -56,15 +56,23 @@ class MetricState:
     min: float | None = None
     max: float | None = None
     updated: float | None = None  # monotonic time of the last report
-    history: deque[tuple[float, float]] = field(default_factory=lambda: deque(maxlen=HISTORY_POINTS))
+    version: int = 0  # counts reports, so a view can tell whether anything changed
+    history: deque[tuple[int, float]] = field(
+        default_factory=lambda: deque(maxlen=int(HISTORY_SECONDS / HISTORY_SLOT)))
 
     def add(self, value: float, now: float) -> None:
         self.value = value
         self.min = value if self.min is None else min(self.min, value)
         self.max = value if self.max is None else max(self.max, value)
         self.updated = now
-        self.history.append((now, value))
-        while self.history and self.history[0][0] < now - HISTORY_SECONDS:
+        self.version += 1
+        slot = int(now // HISTORY_SLOT)
+        if self.history and self.history[-1][0] == slot:
+            self.history[-1] = (slot, value)
+        else:
+            self.history.append((slot, value))
+        oldest = slot - int(HISTORY_SECONDS / HISTORY_SLOT)
+        while self.history and self.history[0][0] <= oldest:
             self.history.popleft()
 
     def trend(self) -> list[float]:
@@ -110,10 +118,16 @@ class MonitorModel:
         self.dirty = True
 
     def handle(self, ev: Event) -> None:
-        self.dirty = True
+        # frames and parse problems go to the log's own queue; the panels need no redraw for them
         if isinstance(ev, FrameLogged):
             self._line(LogLine(ev.ts, ev.direction, ev.frame.command, f"{ev.text}  | {ev.hex}"))
-        elif isinstance(ev, ReadingUpdated):
+            return
+        if isinstance(ev, ParseProblem):
+            raw = f"  | {ev.data.hex(' ').upper()}" if ev.data else ""
+            self._line(LogLine(ev.ts, "error", None, f"{ev.kind}: {ev.detail}{raw}"))
+            return
+        self.dirty = True
+        if isinstance(ev, ReadingUpdated):
             self._reading(ev.reading, ev.roles)
         elif isinstance(ev, LinkChanged):
             self.link, self.link_reason = ev.state, ev.reason
@@ -130,12 +144,8 @@ class MonitorModel:
         elif isinstance(ev, RelayChanged):
             self.relay = ev.on
         elif isinstance(ev, CommandFinished):
-            self.relay_pending = None
             self.notices.append((ev.message, "information" if ev.ok else "error"))
             self._event(ev.ts, ev.message)
-        elif isinstance(ev, ParseProblem):
-            raw = f"  | {ev.data.hex(' ').upper()}" if ev.data else ""
-            self._line(LogLine(ev.ts, "error", None, f"{ev.kind}: {ev.detail}{raw}"))
         elif isinstance(ev, Notice):
             self._event(ev.ts, ev.text)
             if ev.level != "info":

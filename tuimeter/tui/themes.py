@@ -6,9 +6,10 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from textual.color import Color, ColorParseError
 from textual.theme import Theme
 
-THEMES_DIR = Path(__file__).resolve().parents[2] / "themes"
+THEMES_DIR = Path(__file__).resolve().parents[1] / "themes"  # a link to the repo's themes/
 DEFAULT_THEME = "tuimeter-dark"
 _COLOR_KEYS = ("primary", "secondary", "accent", "warning", "error", "success", "foreground", "background",
                "surface", "panel", "boost")
@@ -37,6 +38,11 @@ def load_theme_file(path: Path) -> Theme:
     if not isinstance(variables, dict):
         raise ThemeError(f"theme {path}: [variables] must be a table")
     colors: dict[str, Any] = {k: str(doc[k]) for k in _COLOR_KEYS if k in doc}
+    for key, value in variables.items():
+        try:
+            Color.parse(str(value))
+        except ColorParseError:
+            raise ThemeError(f"theme {path}: variable {key} = {value!r} is not a colour") from None
     theme = Theme(
         name=name,
         dark=bool(doc.get("dark", True)),

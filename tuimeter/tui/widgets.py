@@ -10,6 +10,9 @@ from textual.widgets import Button, Digits, Label, Markdown, Sparkline, Static
 
 from tuimeter.tui.model import MetricState
 
+_UNSET = object()
+MAX_VALUE_CHARS = 6  # what a panel of a 120-column screen holds in large digits, unit beside
+
 
 class MetricPanel(Vertical):
     """A measurement: large value and unit, min/max since start, the recent trend."""
@@ -21,25 +24,50 @@ class MetricPanel(Vertical):
         self.unit = unit
         self.fmt = fmt
         self.border_title = title
+        # children are created here and kept: redraws never query the DOM (which may be tearing down)
+        self.digits = Digits("—", classes="digits")
+        self.value_text = Label("—", classes="value-text")
+        self.minmax = Label("", classes="minmax")
+        self.trend = Sparkline([], classes="trend")
+        self._shown: dict[str, object] = {}
 
     def compose(self) -> ComposeResult:
         with Horizontal(classes="reading"):
-            yield Digits("—", classes="digits")
+            yield self.digits
             yield Label(self.unit, classes="unit")
-        yield Label("—", classes="value-text")
-        yield Label("min —  max —", classes="minmax")
-        yield Sparkline([], classes="trend")
+        yield self.value_text
+        yield self.minmax
+        yield self.trend
 
     def _text(self, v: float | None) -> str:
-        return "—" if v is None else format(v, self.fmt)
+        if v is None:
+            return "—"
+        decimals = int(self.fmt[1])
+        text = f"{v:.{decimals}f}"
+        while len(text) > MAX_VALUE_CHARS and decimals > 0:  # big numbers drop decimals, not digits
+            decimals -= 1
+            text = f"{v:.{decimals}f}"
+        return text
+
+    def _set(self, key: str, value: object) -> bool:
+        """Remember what is on screen; True when it changes."""
+        if self._shown.get(key) == value:
+            return False
+        self._shown[key] = value
+        return True
 
     def show(self, state: MetricState, stale: bool, level: str = "ok", compact: bool = False) -> None:
         value = self._text(state.value)
-        self.query_one(".digits", Digits).update(value)
-        self.query_one(".value-text", Label).update(Text.assemble((value, "bold"), f" {self.unit}"))
+        if compact and self._set("text", value):
+            self.value_text.update(Text.assemble((value, "bold"), f" {self.unit}"), layout=False)
+        elif not compact and self._set("digits", value):
+            self.digits.update(value)
         lo, hi = self._text(state.min), self._text(state.max)
-        self.query_one(".minmax", Label).update(f"{lo}–{hi}" if compact else f"min {lo}  max {hi}")
-        self.query_one(".trend", Sparkline).data = state.trend()
+        minmax = f"{lo}–{hi}" if compact else f"min {lo}  max {hi}"
+        if self._set("minmax", minmax):
+            self.minmax.update(minmax, layout=False)  # fixed size: no layout pass needed
+        if self._set("trend", state.version):
+            self.trend.data = state.trend()
         self.set_class(stale, "stale")
         self.set_class(level == "near", "near")
         self.set_class(level == "over", "over")
@@ -53,6 +81,9 @@ class MetricPanel(Vertical):
 
 class RelayPanel(Static):
     def show(self, relay: bool | None, pending: bool | None, read_only: bool) -> None:
+        if getattr(self, "_last", None) == (relay, pending, read_only):
+            return
+        self._last = (relay, pending, read_only)
         if pending is not None:
             state, cls = f"switching {'ON' if pending else 'OFF'}…", "pending"
         elif relay is None:
@@ -63,18 +94,21 @@ class RelayPanel(Static):
                                                        is not None else "waiting for the meter's report"
                                                        if pending is not None else "not reported yet"))
         if read_only:
-            lines.append("\nread-only: relay control disabled")
-        self.update(lines)
+            lines.append("\nread-only", style="bold")
+        self.update(lines, layout=False)
         for c in ("on", "off", "unknown", "pending"):
             self.set_class(c == cls, c)
 
 
 class FaultsPanel(Static):
     def show(self, faults: tuple[str, ...] | None) -> None:
+        if getattr(self, "_last", _UNSET) == faults:
+            return
+        self._last = faults
         if faults is None:
-            self.update("not reported yet")
+            self.update("not reported yet", layout=False)
         else:
-            self.update("\n".join(faults) if faults else "none")
+            self.update("\n".join(faults) if faults else "none", layout=False)
         self.set_class(bool(faults), "active")
 
 
@@ -83,17 +117,27 @@ _SHORT = {"breaker id": "id", "over-voltage trip": "OV", "under-voltage trip": "
 
 
 class DevicePanel(Static):
+    """Settings and unknown datapoints; the text comes from the meter, so it is never read as markup."""
+
     def show(self, rows: list[tuple[str, str]], compact: bool = False) -> None:
+        text = self._render_rows(rows, compact)
+        last = getattr(self, "_last", None)
+        if text != last:
+            self._last = text
+            # a layout pass only when the number of lines changes (the scroll box must know)
+            self.update(Text(text), layout=last is None or last.count("\n") != text.count("\n"))
+
+    @staticmethod
+    def _render_rows(rows: list[tuple[str, str]], compact: bool) -> str:
         if not rows:
-            self.update("not reported yet; press u to query")
+            return "not reported yet; press u to query"
         elif compact:  # short labels, two settings a line: a small terminal still shows them all
             cells = [f"{_SHORT.get(label, label)} {value}" for label, value in rows]
             head = cells[:1] if rows[0][0] == "breaker id" else []
             rest = cells[len(head):]
-            self.update("\n".join(head + ["  ".join(rest[i:i + 2]) for i in range(0, len(rest), 2)]))
-        else:
-            width = max(len(label) for label, _ in rows)
-            self.update("\n".join(f"{label:<{width}}  {value}" for label, value in rows))
+            return "\n".join(head + ["  ".join(rest[i:i + 2]) for i in range(0, len(rest), 2)])
+        width = max(len(label) for label, _ in rows)
+        return "\n".join(f"{label:<{width}}  {value}" for label, value in rows)
 
 
 class StatusBar(Static):
@@ -139,7 +183,7 @@ HELP = """\
 
 | key | action |
 |---|---|
-| `r` | toggle the relay (asks first; disabled with `--read-only`) |
+| `r` | toggle the relay (asks first; locked with `--read-only`) |
 | `u` | query status: the meter reports every datapoint (0x08) |
 | `p` | pause / resume the frame log |
 | `c` | clear the frame log |
@@ -163,7 +207,7 @@ heartbeat reply, frames in and out, and parse errors.
 
 
 class HelpScreen(ModalScreen[None]):
-    BINDINGS = [("escape,question_mark,q", "dismiss", "Close")]
+    BINDINGS = [("escape,question_mark,q,f1", "dismiss", "Close")]
 
     def compose(self) -> ComposeResult:
         with Grid(id="help"):
