@@ -120,6 +120,7 @@ async def test_query_fills_the_device_panel(server: PtyMeterServer, tmp_path: Pa
     app = await make_app(server, tmp_path)
     async with app.run_test(size=(160, 48)) as pilot:
         await until(pilot, lambda: "50 mA" in text_of(app.query_one(DevicePanel)))
+        await until(pilot, lambda: app.link.machine.phase == "running")  # a query waits for start-up
         server.meter.values[104] = 30  # changed on the meter, not reported until asked
         await pilot.pause(0.5)
         assert "30 mA" not in text_of(app.query_one(DevicePanel))
