@@ -185,14 +185,20 @@ async def test_help_screen_and_theme_cycle(server: PtyMeterServer, tmp_path: Pat
     await app.link.close()  # type: ignore[attr-defined]
 
 
-async def test_broken_theme_file_falls_back_with_a_notice(tmp_path: Path) -> None:
-    bad = tmp_path / "mine.toml"
-    bad.write_text('name = "mine"\nprimary = "not-a-colour"\n')
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [('name = "mine"\nprimary = "not-a-colour"\n', "theme.toml"),
+     ('name = "vars"\nprimary = "#112233"\n[variables]\nstale = "nonsense"\n', "stale")],
+    ids=["bad-primary", "bad-variable"],
+)
+async def test_broken_theme_file_falls_back_with_a_notice(tmp_path: Path, text: str, named: str) -> None:
+    bad = tmp_path / "theme.toml"
+    bad.write_text(text)
     app = TuimeterApp(OfflineLink(), theme_choice=str(bad))
     async with app.run_test(size=(100, 30), notifications=True) as pilot:
         await pilot.pause(0.1)
         assert app.theme == "tuimeter-dark"
-        assert any("mine.toml" in n.message for n in app._notifications)
+        assert any(named in n.message for n in app._notifications)
 
 
 async def test_stale_values_and_leakage_near_threshold_stand_out() -> None:
@@ -314,16 +320,6 @@ async def test_meter_text_is_never_read_as_markup() -> None:
     async with app.run_test(size=(160, 48)) as pilot:
         await pilot.pause(0.3)
         assert "FSE-[/]1[red]x" in text_of(app.query_one(DevicePanel))
-
-
-async def test_bad_colour_in_theme_variables_falls_back(tmp_path: Path) -> None:
-    bad = tmp_path / "vars.toml"
-    bad.write_text('name = "vars"\nprimary = "#112233"\n[variables]\nstale = "nonsense"\n')
-    app = TuimeterApp(OfflineLink(), theme_choice=str(bad))
-    async with app.run_test(size=(100, 30), notifications=True) as pilot:
-        await pilot.pause(0.1)
-        assert app.theme == "tuimeter-dark"
-        assert any("stale" in n.message for n in app._notifications)
 
 
 async def test_switching_shown_until_confirmed_and_failure_notified() -> None:
