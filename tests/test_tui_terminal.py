@@ -42,7 +42,7 @@ class Tmux:
 
 @pytest.fixture
 def tmux(tmp_path: Path) -> Iterator[Tmux]:
-    t = Tmux(f"tuimeter-test-{os.getpid()}")
+    t = Tmux(f"tuimeter-test-{os.getpid()}-{tmp_path.name}")  # a server of its own for each test
     cmd = f"cd {tmp_path} && {TUIMETER} --demo; echo EXIT=$?; sleep 30"
     t("new-session", "-d", "-s", "demo", "-x", "100", "-y", "30", cmd)
     try:
