@@ -4,6 +4,7 @@ so `--help` and `--version` stay fast and the headless path never imports Textua
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -18,6 +19,8 @@ or a pyserial URL (socket://host:port, spy:///dev/ttyUSB0?file=trace.txt)."""
 
 EPILOG = """\
 other commands:
+  tuimeter decode [HEX|FILE|-]... [--host FILE] [--mcu FILE] [--json] [--profile NAME|FILE]
+                        decode captured frames
   tuimeter simulate [--link PATH] [--seed N] [--period S] [--speed X]
                         serve a simulated meter on a pseudo-terminal
 
@@ -91,6 +94,17 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def build_decode_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="tuimeter decode",
+                description="Decode TuyaMCU captures: hex dumps (any spacing, 0x, commas), binary files, or '-'.")
+    p.add_argument("inputs", nargs="*", metavar="HEX|FILE|-", help="hex bytes, a capture file, or - for stdin")
+    p.add_argument("--host", metavar="FILE", help="capture of the host (module TX) side")
+    p.add_argument("--mcu", metavar="FILE", help="capture of the MCU (module RX) side")
+    p.add_argument("--json", action="store_true", help="JSON for machines")
+    p.add_argument("--profile", metavar="NAME|FILE", help="device profile (default: chosen from the capture)")
+    return p
+
+
 def build_sim_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="tuimeter simulate",
                 description="Serve a simulated meter on a pseudo-terminal and print its device path.")
@@ -126,6 +140,10 @@ def _add_sim_faults(p: argparse.ArgumentParser, faults: str, variant: str) -> No
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     try:
+        if args_list[:1] == ["decode"]:
+            from tuimeter.analyzer.cli import run_decode
+
+            return run_decode(build_decode_parser().parse_args(args_list[1:]))
         if args_list[:1] == ["simulate"]:
             from tuimeter.sim.cli import run_simulate
 
@@ -134,6 +152,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _dispatch(args)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # e.g. `tuimeter decode … | head`: the reader has gone, so stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def _dispatch(args: argparse.Namespace) -> int:

@@ -153,6 +153,35 @@ def load_profile(name_or_path: str = DEFAULT_PROFILE) -> Profile:
     return parse_profile(shipped.read_text(encoding="utf-8"), f"{name_or_path}.toml")
 
 
+def choose_profile(product_id: str | None, seen: dict[int, DataPoint]) -> tuple[Profile, str]:
+    """The shipped profile for a meter: by its product id when a profile lists it, else the one
+    whose datapoint map best fits the dp ids and types the meter reported. Returns it and why."""
+    profiles = [load_profile(name) for name in shipped_profiles()]
+    if product_id:
+        for p in profiles:
+            if product_id in p.product_ids:
+                return p, f"product id {product_id}"
+
+    def fit(p: Profile) -> tuple[int, bool]:
+        score = 0
+        for dpid, dp in seen.items():
+            spec = p.dps.get(dpid)
+            if spec is None:
+                continue
+            if spec.type is not dp.type:
+                score -= 2
+                continue
+            score += 1
+            if spec.fields and max(f.offset + f.size for f in spec.fields) == len(dp.raw):
+                score += 1  # a raw layout of exactly this length (e.g. 10- vs 8-byte phase_a)
+        return score, p.name == DEFAULT_PROFILE
+
+    if not seen:
+        return load_profile(DEFAULT_PROFILE), "default (nothing reported yet)"
+    best = max(profiles, key=fit)
+    return best, f"best fit to {len(seen)} reported datapoints"
+
+
 def shipped_profiles() -> list[str]:
     folder = resources.files("tuimeter") / "profiles"
     return sorted(p.name.removesuffix(".toml") for p in folder.iterdir() if p.name.endswith(".toml"))
