@@ -14,6 +14,7 @@ from tuimeter.core.events import (
     LinkChanged,
     LinkState,
     McuRestarted,
+    ProfileChosen,
     ReadingUpdated,
     RelayChanged,
 )
@@ -461,3 +462,31 @@ def test_parser_counters_stay_consistent_across_a_reconnect() -> None:
     r.m.connection_made(r.now + 1)
     s = r.m.parser.stats
     assert s.bytes_in == s.frame_bytes + s.bytes_skipped + r.m.parser.buffered
+
+
+def test_profile_chosen_from_product_id_and_said() -> None:
+    r = Rig()
+    r.m = HostMachine(load_profile("plug-meter"), HostConfig(), wallclock=lambda: WALL, auto_profile=True)
+    r.bring_online()  # the real meter's product id
+    (chosen,) = r.of(ProfileChosen)
+    assert isinstance(chosen, ProfileChosen)
+    assert chosen.name == "earu-2p63a" and "r9kg2g1uhhyicycb" in chosen.reason
+    assert r.m.meter.reading(WALL).voltage_v == 249.0
+
+
+def test_unknown_product_profile_chosen_from_the_dump() -> None:
+    r = Rig()
+    r.m = HostMachine(load_profile(), HostConfig(), wallclock=lambda: WALL, auto_profile=True)
+    r.connect()
+    r.reply(mcu(Command.HEARTBEAT, b"\x00"))
+    r.reply(mcu(Command.PRODUCT_INFO, b'{"p":"somethingunknown","v":"1.0.0","m":0}'))
+    r.reply(mcu(Command.WORKING_MODE))
+    for _ in range(3):
+        r.reply(mcu(Command.NETWORK_STATUS))
+    r.reply(dp_report(1, DPType.BOOL, True) + dp_report(18, DPType.VALUE, 153) + dp_report(19, DPType.VALUE, 350)
+            + dp_report(20, DPType.VALUE, 2326))
+    r.advance(0.35)
+    (chosen,) = r.of(ProfileChosen)
+    assert isinstance(chosen, ProfileChosen) and chosen.name == "plug-meter" and "best fit" in chosen.reason
+    reading = r.m.meter.reading(WALL)
+    assert (reading.voltage_v, reading.current_a, reading.power_w, reading.relay) == (232.6, 0.153, 35.0, True)

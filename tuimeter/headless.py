@@ -17,6 +17,7 @@ from tuimeter.core.events import (
     McuRestarted,
     Notice,
     ProductInfoReceived,
+    ProfileChosen,
     ReadingUpdated,
     RelayChanged,
 )
@@ -59,6 +60,8 @@ def event_line(ev: Event) -> str | None:
         return f"{t}  the meter's MCU restarted; running start-up again"
     if isinstance(ev, ProductInfoReceived):
         return f"{t}  product info: {ev.info.text}"
+    if isinstance(ev, ProfileChosen):
+        return f"{t}  profile {ev.name} ({ev.reason})"
     if isinstance(ev, RelayChanged):
         state = "unknown" if ev.on is None else "on" if ev.on else "off"
         return f"{t}  relay {state}"

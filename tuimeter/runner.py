@@ -50,7 +50,8 @@ async def _run(args: argparse.Namespace) -> int:
         port = await stack.enter_async_context(_demo_port(args)) if args.demo else args.port
         if args.demo:
             print(f"tuimeter: demo on a simulated meter at {port}", file=sys.stderr)
-        session = HostSession(SessionOptions(port=port, baud=args.baud), profile, config)
+        session = HostSession(SessionOptions(port=port, baud=args.baud), profile, config,
+                              auto_profile=args.profile is None)
         return await _front_end(args, session)
     return EXIT_USAGE  # unreachable; keeps type checkers content
 

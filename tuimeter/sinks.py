@@ -16,6 +16,7 @@ from tuimeter.core.events import (
     McuRestarted,
     Notice,
     ProductInfoReceived,
+    ProfileChosen,
     ReadingUpdated,
     RelayChanged,
 )
@@ -46,6 +47,8 @@ def event_record(ev: Event) -> dict[str, Any] | None:
         return {"type": "event", "ts": ts, "event": "mcu_restart"}
     if isinstance(ev, RelayChanged):
         return {"type": "event", "ts": ts, "event": "relay_change", "relay": ev.on, "previous": ev.previous}
+    if isinstance(ev, ProfileChosen):
+        return {"type": "event", "ts": ts, "event": "profile", "profile": ev.name, "reason": ev.reason}
     if isinstance(ev, ProductInfoReceived):
         return {"type": "event", "ts": ts, "event": "product_info", "product_id": ev.info.product_id,
                 "mcu_version": ev.info.mcu_version, "raw": ev.info.text}

@@ -41,6 +41,13 @@ class ProductInfoReceived:
 
 
 @dataclass(frozen=True, slots=True)
+class ProfileChosen:
+    ts: datetime
+    name: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class DatapointReceived:
     ts: datetime
     view: DatapointView
@@ -109,6 +116,7 @@ Event = (
     LinkChanged
     | McuRestarted
     | ProductInfoReceived
+    | ProfileChosen
     | DatapointReceived
     | ReadingUpdated
     | RelayChanged

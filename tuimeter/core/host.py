@@ -35,12 +35,13 @@ from tuimeter.core.events import (
     Notice,
     ParseProblem,
     ProductInfoReceived,
+    ProfileChosen,
     ReadingUpdated,
     RelayChanged,
 )
 from tuimeter.core.frames import Frame, Junk, ParseError, StreamParser, encode_frame
 from tuimeter.core.meter import MeterState
-from tuimeter.core.profile import Profile
+from tuimeter.core.profile import Profile, choose_profile
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,10 +83,11 @@ class HostMachine:
     """Drive it with connection_made/receive/tick; collect data_to_send() and events()."""
 
     def __init__(self, profile: Profile, config: HostConfig | None = None,
-                 wallclock: Callable[[], datetime] = _local_now) -> None:
+                 wallclock: Callable[[], datetime] = _local_now, auto_profile: bool = False) -> None:
         self.config = config or HostConfig()
         self.profile = profile
         self.meter = MeterState(profile)
+        self._auto_profile = auto_profile  # pick a shipped profile from the product id or the dps
         self.parser = StreamParser()
         self.product: ProductInfo | None = None
         self.link = LinkState.CONNECTING
@@ -109,8 +111,23 @@ class HostMachine:
         self._was_online = False
         self._reading_dirty = False
         self._roles_reported: set[str] = set()
+        self._relay_dp = self._relay_dp_of(profile)
+
+    @staticmethod
+    def _relay_dp_of(profile: Profile) -> int | None:
         relay = profile.for_role("relay")
-        self._relay_dp = relay.id if relay is not None and relay.type is DPType.BOOL else None
+        return relay.id if relay is not None and relay.type is DPType.BOOL else None
+
+    def use_profile(self, profile: Profile, reason: str) -> None:
+        """Read the meter through another profile from now on (every dp seen is decoded again)."""
+        self.profile = profile
+        seen = self.meter.dps
+        self.meter = MeterState(profile)
+        for dp in seen.values():
+            self.meter.apply(dp)
+        self._relay_dp = self._relay_dp_of(profile)
+        self._events.append(ProfileChosen(self._wall(), profile.name, reason))
+        self._reading_dirty = bool(seen)
 
     # ---- outputs ---------------------------------------------------------------------------
     def data_to_send(self) -> bytes:
@@ -246,6 +263,9 @@ class HostMachine:
             self._pending = None
             self._on_timeout(req, now)
         if self._phase == "dump" and now >= self._dump_ends:
+            if self._auto_profile:  # no product id we know: go by the datapoints of the dump
+                self._auto_profile = False
+                self.use_profile(*choose_profile(None, self.meter.dps))
             self._phase = "running"
             self._was_online = True
             self._next_heartbeat = now + self.config.heartbeat_interval
@@ -363,6 +383,11 @@ class HostMachine:
         elif kind == "product":
             self.product = parse_product_info(f.payload)
             self._events.append(ProductInfoReceived(self._wall(), self.product))
+            if self._auto_profile and self.product.product_id:
+                profile, why = choose_profile(self.product.product_id, {})
+                if why.startswith("product id"):
+                    self._auto_profile = False
+                    self.use_profile(profile, why)
             self._advance_startup(now)
         elif kind == "mode":
             if not f.payload:  # cooperative: the MCU wants to be told the network state

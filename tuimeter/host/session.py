@@ -32,9 +32,10 @@ class SessionOptions:
 
 
 class HostSession:
-    def __init__(self, options: SessionOptions, profile: Profile, config: HostConfig | None = None) -> None:
+    def __init__(self, options: SessionOptions, profile: Profile, config: HostConfig | None = None,
+                 auto_profile: bool = False) -> None:
         self.options = options
-        self.machine = HostMachine(profile, config)
+        self.machine = HostMachine(profile, config, auto_profile=auto_profile)
         self.bus = EventBus()
         self._loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None

@@ -20,6 +20,8 @@ from tuimeter.sim.faults import FaultPlan
 from tuimeter.sim.physics import Household, Sample
 
 PRODUCT_JSON = '{"p":"r9kg2g1uhhyicycb","v":"1.0.0","m":0}'  # EARU EAMPDW-TY63 (cloudcutter)
+PRODUCT_JSON_8BYTE = '{"p":"wcihaluccfsoayqa","v":"1.0.0","m":0}'  # TOMZN TOMPD-63WIFI (cloudcutter)
+LEAK_TRIP_MA_8BYTE = 30  # the relatives keep their leakage threshold in dp 17 records, not modelled
 BREAKER_ID = "FSE-F723C558128885"  # from the teardown thread
 LEAK_FAULT_BIT = 3
 BUTTON_MEAN_S = 2 * 3600.0  # someone presses the front-panel button now and then
@@ -83,6 +85,10 @@ class SimulatedMeter:
             11: False, 12: False, 13: 0, 14: 0, 19: BREAKER_ID,
             101: 275, 102: 170, 103: 50, 104: 50, 105: False, 106: False,
         }
+        self._types = dict(DP_TYPES)
+        if variant == "8byte":  # TOMPD-63: dp 104 protection time, dp 105 recovery time, both in s
+            self.values.update({104: 5, 105: 60})
+            self._types[105] = DPType.VALUE
         self._last_sample = self.house.sample(True)
         self._reported_energy = self.energy_centi_kwh
 
@@ -132,7 +138,8 @@ class SimulatedMeter:
             return
         if now >= self.next_button:
             self.next_button += self.rng.expovariate(1 / BUTTON_MEAN_S) / self.speed
-            self.values[105] = not self.values[105]
+            if self.variant == "10byte":  # on the relatives dp 105 is a recovery time, not a button
+                self.values[105] = not self.values[105]
             if self.reporting:
                 self._report([105])
         if self.reporting and now >= self.next_report:
@@ -182,7 +189,7 @@ class SimulatedMeter:
         wh, leak_fault = self.house.advance(self.sim_time(now), self.relay)
         self.energy_wh += wh
         self._last_sample = self.house.sample(self.relay)
-        threshold = int(self.values[104])
+        threshold = int(self.values[104]) if self.variant == "10byte" else LEAK_TRIP_MA_8BYTE
         if self.relay and max(leak_fault, self._last_sample.leakage_ma) > threshold:
             self._trip()
 
@@ -203,7 +210,7 @@ class SimulatedMeter:
             self._send(cmd, b"\x00" if self.heartbeats == 0 else b"\x01")
             self.heartbeats += 1
         elif cmd == Command.PRODUCT_INFO:
-            self._send(cmd, PRODUCT_JSON.encode())
+            self._send(cmd, (PRODUCT_JSON if self.variant == "10byte" else PRODUCT_JSON_8BYTE).encode())
         elif cmd == Command.WORKING_MODE:
             self._send(cmd, b"")
         elif cmd == Command.NETWORK_STATUS and len(f.payload) == 1:
@@ -219,7 +226,7 @@ class SimulatedMeter:
                 self._apply(dp)
 
     def _apply(self, dp: DataPoint) -> None:
-        if DP_TYPES.get(dp.id) is not dp.type or dp.id in (1, 6, 9, 13, 19, 106):
+        if self._types.get(dp.id) is not dp.type or dp.id in (1, 6, 9, 13, 19, 106):
             return  # unknown, wrong type, or read-only: dropped without a report, as the SDK does
         if dp.id == 16:
             assert isinstance(dp.value, bool)
@@ -252,7 +259,7 @@ class SimulatedMeter:
             return make_datapoint(9, DPType.BITMAP, self.faults, length=4)
         if dpid == 16:
             return make_datapoint(16, DPType.BOOL, self.relay)
-        return make_datapoint(dpid, DP_TYPES[dpid], self.values[dpid])
+        return make_datapoint(dpid, self._types[dpid], self.values[dpid])
 
     def _report(self, ids: Iterable[int]) -> None:
         for dpid in ids:

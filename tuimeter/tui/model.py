@@ -22,6 +22,7 @@ from tuimeter.core.events import (
     Notice,
     ParseProblem,
     ProductInfoReceived,
+    ProfileChosen,
     ReadingUpdated,
     RelayChanged,
 )
@@ -143,6 +144,8 @@ class MonitorModel:
             self._event(ev.ts, f"product info: {ev.info.text}")
         elif isinstance(ev, RelayChanged):
             self.relay = ev.on
+        elif isinstance(ev, ProfileChosen):
+            self._event(ev.ts, f"profile {ev.name} ({ev.reason})")
         elif isinstance(ev, CommandFinished):
             self.notices.append((ev.message, "information" if ev.ok else "error"))
             self._event(ev.ts, ev.message)
