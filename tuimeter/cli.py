@@ -87,7 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="for --set and --query: how long to wait for the meter (default 10 s)")
     p.add_argument("--theme", default=None, metavar="NAME|FILE",
                    help="colour theme: tuimeter-dark (default), tuimeter-light, tuimeter-contrast, or a theme file")
-    p.add_argument("--profile", default=None, metavar="NAME|FILE", help="device profile (default: picked from the meter's product id or datapoints)")
+    p.add_argument("--profile", default=None, metavar="NAME|FILE",
+                   help="device profile (default: picked from the meter's product id or datapoints)")
     p.add_argument("--list-ports", action="store_true", help="list serial ports and exit")
     _add_sim_faults(p, "--demo-faults", "--demo-variant")
     p.add_argument("--version", action="version", version=f"tuimeter {__version__}")
