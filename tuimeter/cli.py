@@ -68,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--headless", action="store_true", help="no live screen: status lines and records only")
     p.add_argument("--log", metavar="FILE", help="append machine records to FILE ('-' = stdout)")
     p.add_argument("--format", choices=("jsonl", "csv"), default="jsonl", help="record format (default jsonl)")
+    p.add_argument("--record", metavar="FILE",
+                   help="keep every byte each way, with times, appended to FILE (tuimeter decode reads it)")
     p.add_argument("--every", type=_non_negative, default=0.0, metavar="S",
                    help="at most one reading per S seconds (default: every reading)")
     p.add_argument("--flush-every", type=_non_negative, default=0.0, metavar="S",

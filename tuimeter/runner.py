@@ -52,6 +52,17 @@ async def _run(args: argparse.Namespace) -> int:
             print(f"tuimeter: demo on a simulated meter at {port}", file=sys.stderr)
         session = HostSession(SessionOptions(port=port, baud=args.baud), profile, config,
                               auto_profile=args.profile is None)
+        if args.record:
+            from tuimeter.recorder import Recorder
+            from tuimeter.sinks import SinkError
+
+            try:
+                recorder = Recorder(args.record, port, args.baud)
+            except SinkError as exc:
+                print(f"tuimeter: {str(exc).replace('log', 'recording', 1)}", file=sys.stderr)
+                return EXIT_USAGE
+            stack.callback(recorder.close)
+            session.add_tap(recorder.tap)
         return await _front_end(args, session)
     return EXIT_USAGE  # unreachable; keeps type checkers content
 

@@ -57,7 +57,7 @@ def event_record(ev: Event) -> dict[str, Any] | None:
     return None
 
 
-def _open_append(path: str) -> int:
+def open_append(path: str) -> int:
     """An O_APPEND descriptor; a partial last line left by a crash is cut off first."""
     if path == "-":
         return sys.stdout.fileno()
@@ -104,7 +104,7 @@ class RecordSink:
     def __init__(self, path: str, fmt: str) -> None:
         self.path = path
         self.format = fmt
-        self._fd = _open_append(path)
+        self._fd = open_append(path)
         self._buf: list[str] = []
         self._needs_header = fmt == "csv" and (path == "-" or os.fstat(self._fd).st_size == 0)
 

@@ -7,6 +7,7 @@ import sys
 
 from tuimeter.analyzer.decode import InputError, decode_streams, read_input, render_json, render_text
 from tuimeter.core.profile import ProfileError, load_profile
+from tuimeter.recorder import read_recording
 
 
 def run_decode(args: argparse.Namespace) -> int:
@@ -16,8 +17,14 @@ def run_decode(args: argparse.Namespace) -> int:
         return 2
     try:
         profile = load_profile(args.profile) if args.profile else None
-        streams: list[tuple[str, str | None, bytes]] = [
-            (label, None, data) for label, data in map(read_input, args.inputs)]
+        streams: list[tuple[str, str | None, bytes]] = []
+        for label, data in map(read_input, args.inputs):
+            chunks = read_recording(data.decode("utf-8", "replace")) if data[:1] == b"{" else None
+            if chunks is None:
+                streams.append((label, None, data))
+            else:  # a --record file: both sides, each as one stream
+                for side, direction in (("host", "tx"), ("mcu", "rx")):
+                    streams.append((f"{label} {direction}", side, b"".join(c for _, d, c in chunks if d == direction)))
         for side, path in (("host", args.host), ("mcu", args.mcu)):
             if path:
                 label, data = read_input(path)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from tuimeter.core.events import CommandFinished, Event, LinkState, Notice
@@ -45,6 +46,7 @@ class HostSession:
         self._waiters: dict[int, asyncio.Future[CommandFinished]] = {}
         self._online = asyncio.Event()
         self._closing = False
+        self._taps: list[Callable[[str, bytes], None]] = []
         self.reconnects = 0
 
     @property
@@ -116,7 +118,13 @@ class HostSession:
             self._transport = None
 
     # ---- I/O callbacks ---------------------------------------------------------------------
+    def add_tap(self, tap: Callable[[str, bytes], None]) -> None:
+        """Called with ("rx", bytes) for every read and ("tx", bytes) for every write, unparsed."""
+        self._taps.append(tap)
+
     def _on_data(self, data: bytes) -> None:
+        for tap in self._taps:
+            tap("rx", data)
         try:
             self.machine.receive(data, self._loop.time())
         except Exception as exc:  # a bug must not stop the link; say it once, keep going
@@ -147,6 +155,8 @@ class HostSession:
             out = self.machine.data_to_send()
             if out and self._transport is not None and not self._transport.is_closing():
                 self._transport.write(out)
+                for tap in self._taps:
+                    tap("tx", out)
             events = self.machine.events()
             if events:
                 self._dispatch(events)
