@@ -1,10 +1,15 @@
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tuimeter.sim.mcu import SimulatedMeter
+from tuimeter.sim.pty_server import PtyMeterServer
 
 DATA = Path(__file__).parent / "data"
 
@@ -17,3 +22,13 @@ def load_captures() -> list[dict[str, Any]]:
 @pytest.fixture
 def captures() -> list[dict[str, Any]]:
     return load_captures()
+
+
+@pytest.fixture
+async def server(tmp_path: Path) -> AsyncIterator[PtyMeterServer]:
+    """The simulated meter on a real pseudo-terminal (reports every 0.3 s), reachable at a link path."""
+    loop = asyncio.get_running_loop()
+    srv = PtyMeterServer(SimulatedMeter(seed=2, period=0.3, start=loop.time()), link=tmp_path / "ttyMETER")
+    await srv.start()
+    yield srv
+    await srv.close()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -16,15 +15,6 @@ from tuimeter.core.profile import load_profile
 from tuimeter.host.session import HostSession, PortError, SessionOptions
 from tuimeter.sim.mcu import SimulatedMeter
 from tuimeter.sim.pty_server import PtyMeterServer
-
-
-@pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[PtyMeterServer]:
-    loop = asyncio.get_running_loop()
-    srv = PtyMeterServer(SimulatedMeter(seed=2, period=0.3, start=loop.time()), link=tmp_path / "ttyMETER")
-    await srv.start()
-    yield srv
-    await srv.close()
 
 
 async def open_session(port: str, **config: object) -> HostSession:

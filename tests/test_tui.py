@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,20 +19,10 @@ from tuimeter.core.host import HostConfig
 from tuimeter.core.profile import load_profile
 from tuimeter.host.session import HostSession, SessionOptions
 from tuimeter.sim.faults import FaultPlan
-from tuimeter.sim.mcu import SimulatedMeter
 from tuimeter.sim.pty_server import PtyMeterServer
 from tuimeter.tui.app import TuimeterApp
 from tuimeter.tui.model import leakage_level
 from tuimeter.tui.widgets import ConfirmRelay, DevicePanel, FaultsPanel, HelpScreen, RelayPanel, StatusBar
-
-
-@pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[PtyMeterServer]:
-    loop = asyncio.get_running_loop()
-    srv = PtyMeterServer(SimulatedMeter(seed=2, period=0.3, start=loop.time()), link=tmp_path / "ttyMETER")
-    await srv.start()
-    yield srv
-    await srv.close()
 
 
 async def make_app(server: PtyMeterServer, tmp_path: Path, read_only: bool = False) -> TuimeterApp:

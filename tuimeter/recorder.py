@@ -17,7 +17,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from tuimeter.sinks import SinkError, open_append
+from tuimeter.sinks import SinkError, open_append, write_all
 
 RECORDING_VERSION = 1
 
@@ -61,8 +61,7 @@ class Recorder:
         data = "".join(self._buf).encode()
         self._buf.clear()
         try:
-            while data:
-                data = data[os.write(self._fd, data):]
+            write_all(self._fd, data)
         except OSError as exc:
             raise SinkError(f"writing recording {self.path} failed: {exc.strerror}") from None
 

@@ -97,6 +97,12 @@ def _cut_partial_line(fd: int) -> None:
     os.ftruncate(fd, tail_start + cut + 1 if cut >= 0 else (0 if tail_start == 0 else size))
 
 
+def write_all(fd: int, data: bytes) -> None:
+    """Write everything, going on after a short write."""
+    while data:
+        data = data[os.write(fd, data):]
+
+
 class RecordSink:
     """Appends whole lines. Records are batched in memory and written with one write() per flush:
     a process killed at any moment leaves only complete lines (a short write on a full disk aside)."""
@@ -139,9 +145,7 @@ class RecordSink:
         data = "".join(self._buf).encode("utf-8")
         self._buf.clear()
         try:
-            while data:
-                n = os.write(self._fd, data)
-                data = data[n:]
+            write_all(self._fd, data)
         except OSError as exc:
             raise SinkError(f"writing log {self.path} failed: {exc.strerror}; "
                             "free some space or pick another --log path") from None
