@@ -84,14 +84,18 @@ class Rig:
     def of(self, kind: type) -> list[Event]:
         return [e for e in self.events if isinstance(e, kind)]
 
+    def answer_startup(self, product: bytes = b"{}") -> None:
+        """After the heartbeat: product info, an empty (cooperative) mode reply, three network acks."""
+        self.reply(mcu(Command.PRODUCT_INFO, product))
+        self.reply(mcu(Command.WORKING_MODE))
+        for _ in range(3):
+            self.reply(mcu(Command.NETWORK_STATUS))
+
     def bring_online(self, heartbeat: bytes = b"\x00") -> None:
         """Answer the start-up the way the real meter does."""
         self.connect()
         self.reply(mcu(Command.HEARTBEAT, heartbeat))
-        self.reply(mcu(Command.PRODUCT_INFO, b'{"p":"r9kg2g1uhhyicycb","v":"1.0.0","m":0}'))
-        self.reply(mcu(Command.WORKING_MODE))
-        for _ in range(3):
-            self.reply(mcu(Command.NETWORK_STATUS))
+        self.answer_startup(b'{"p":"r9kg2g1uhhyicycb","v":"1.0.0","m":0}')
         self.reply(dp_report(16, DPType.BOOL, True) + dp_report(6, DPType.RAW, bytes.fromhex("09BA000000000000000E")))
         assert self.m.link is LinkState.HANDSHAKING  # the dump is still coming in
         self.advance(0.35)  # ... until it pauses
@@ -116,10 +120,7 @@ def test_heartbeat_every_second_until_answered_then_every_15_s() -> None:
     assert times == pytest.approx([0.0, 1.0, 2.0, 3.0])
     r.sent.clear()
     r.reply(mcu(Command.HEARTBEAT, b"\x00"))
-    r.reply(mcu(Command.PRODUCT_INFO, b"{}"))
-    r.reply(mcu(Command.WORKING_MODE))
-    for _ in range(3):
-        r.reply(mcu(Command.NETWORK_STATUS))
+    r.answer_startup(b"{}")
     r.reply(dp_report(16, DPType.BOOL, True))
     r.advance(0.3)
     start = r.now
@@ -243,10 +244,7 @@ def test_three_missed_heartbeats_mean_link_lost_then_recovery() -> None:
     assert r.cmds() == [0, 0]  # back to 1 s heartbeats until the MCU answers
     r.reply(mcu(Command.HEARTBEAT, b"\x00"))
     assert r.of(McuRestarted)  # it was silent because it rebooted
-    r.reply(mcu(Command.PRODUCT_INFO, b"{}"))
-    r.reply(mcu(Command.WORKING_MODE))
-    for _ in range(3):
-        r.reply(mcu(Command.NETWORK_STATUS))
+    r.answer_startup(b"{}")
     r.reply(dp_report(16, DPType.BOOL, True))
     r.advance(0.35)
     assert r.m.link is LinkState.ONLINE
@@ -382,10 +380,7 @@ def test_relay_state_forgotten_after_mcu_restart_so_a_command_is_really_sent() -
     r.advance(15.0)
     r.reply(mcu(Command.HEARTBEAT, b"\x00"))  # rebooted: its relay may now be off
     assert r.m.meter.reading(WALL).relay is None
-    r.reply(mcu(Command.PRODUCT_INFO, b"{}"))
-    r.reply(mcu(Command.WORKING_MODE))
-    for _ in range(3):
-        r.reply(mcu(Command.NETWORK_STATUS))
+    r.answer_startup(b"{}")
     r.reply(dp_report(6, DPType.RAW, bytes(10)))  # the dump starts, dp 16 not seen yet
     r.advance(0.35)
     r.take_sent()
@@ -410,10 +405,7 @@ def test_nothing_is_sent_while_the_startup_dump_comes_in() -> None:
     r = Rig()
     r.connect()
     r.reply(mcu(Command.HEARTBEAT, b"\x01"))
-    r.reply(mcu(Command.PRODUCT_INFO, b"{}"))
-    r.reply(mcu(Command.WORKING_MODE))
-    for _ in range(3):
-        r.reply(mcu(Command.NETWORK_STATUS))
+    r.answer_startup(b"{}")
     r.reply(dp_report(1, DPType.VALUE, 5))
     with pytest.raises(CommandRefused, match="not online"):
         r.m.request_relay(False, r.now)
@@ -479,10 +471,7 @@ def test_unknown_product_profile_chosen_from_the_dump() -> None:
     r.m = HostMachine(load_profile(), HostConfig(), wallclock=lambda: WALL, auto_profile=True)
     r.connect()
     r.reply(mcu(Command.HEARTBEAT, b"\x00"))
-    r.reply(mcu(Command.PRODUCT_INFO, b'{"p":"somethingunknown","v":"1.0.0","m":0}'))
-    r.reply(mcu(Command.WORKING_MODE))
-    for _ in range(3):
-        r.reply(mcu(Command.NETWORK_STATUS))
+    r.answer_startup(b'{"p":"somethingunknown","v":"1.0.0","m":0}')
     r.reply(dp_report(1, DPType.BOOL, True) + dp_report(18, DPType.VALUE, 153) + dp_report(19, DPType.VALUE, 350)
             + dp_report(20, DPType.VALUE, 2326))
     r.advance(0.35)
