@@ -135,3 +135,32 @@ def test_broken_profile_gives_one_clear_error(text: str, message: str) -> None:
 def test_unknown_profile_name_lists_shipped_ones() -> None:
     with pytest.raises(ProfileError, match="earu-2p63a"):
         load_profile("no-such-meter")
+
+
+# ---- dp 17/18 alarm sets: 4-byte records [id][action][threshold u16] ----------------------
+
+def test_alarm_sets_decode_the_vendor_examples_by_id() -> None:
+    # cloudcutter #72: set 1 = short circuit → trip, overload → trip at 20 kW;
+    # set 2 = over-current → trip at 60 A, over-voltage → trip at 245 V
+    m = MeterState(load_profile("tompd-63"))
+    m.apply(make_datapoint(17, DPType.RAW, bytes.fromhex("0101000003010014")))
+    m.apply(make_datapoint(18, DPType.RAW, bytes.fromhex("0101003C030100F5")))
+    assert m.values["alarm_set_1.short_circuit"] == "trip"
+    assert m.values["alarm_set_1.overload"] == "trip at 20 kW"
+    assert m.values["alarm_set_2.over_current"] == "trip at 60 A"
+    assert m.view(m.dps[18]).text == "dp 18 alarm_set_2: over_current trip at 60 A, over_voltage trip at 245 V"
+
+
+def test_alarm_records_are_walked_by_id_and_unknown_ids_and_stray_bytes_are_shown() -> None:
+    m = MeterState(load_profile("tompd-63"))
+    # leakage alarm-only at 30 mA first, then an id no source names, then 2 bytes that are no record
+    dp = make_datapoint(17, DPType.RAW, bytes.fromhex("0400001E" "0C010007" "ABCD"))
+    m.apply(dp)
+    assert m.view(dp).text == ("dp 17 alarm_set_1: leakage alarm only at 30 mA, alarm_12 trip at 7, "
+                               "2 stray bytes abcd")
+
+
+def test_alarms_on_a_non_raw_dp_is_a_profile_error() -> None:
+    with pytest.raises(ProfileError, match="alarms describe a raw list"):
+        parse_profile('name = "x"\n[[dp]]\nid = 17\nname = "a"\ntype = "value"\n'
+                      'alarms = [{ id = 1, name = "short" }]', "broken.toml")

@@ -48,9 +48,10 @@ async def stack() -> AsyncIterator[list[object]]:
 
 
 async def connect(server: PtyMeterServer, stack: list[object], reconnect_min: float = 0.25,
-                  **config: object) -> tuple[HostSession, list[Event]]:
+                  auto_profile: bool = False, **config: object) -> tuple[HostSession, list[Event]]:
     options = SessionOptions(port=server.port, reconnect_min=reconnect_min)
-    session = HostSession(options, load_profile(), HostConfig(**config))  # type: ignore[arg-type]
+    session = HostSession(options, load_profile(), HostConfig(**config),  # type: ignore[arg-type]
+                          auto_profile=auto_profile)
     events: list[Event] = []
     session.bus.add_listener(events.append)
     await session.start()
@@ -187,7 +188,7 @@ async def test_mcu_requests_at_any_moment_are_answered(tmp_path: Path, stack: li
 async def test_eight_byte_variant_with_dp15_leakage(tmp_path: Path, stack: list[object]) -> None:
     server = await serve(tmp_path, period=0.2, variant="8byte")
     stack.append(server)
-    session, events = await connect(server, stack)
+    session, events = await connect(server, stack, auto_profile=True)
     await session.wait_online(10)
     await until(lambda: any(isinstance(e, ReadingUpdated) and "leakage" in e.roles and "voltage" in e.roles
                             for e in events), 5)
@@ -195,6 +196,9 @@ async def test_eight_byte_variant_with_dp15_leakage(tmp_path: Path, stack: list[
     assert r.voltage_v is not None and r.leakage_ma is not None
     phase = session.machine.meter.dps[6]
     assert len(phase.raw) == 8 and 15 in session.machine.meter.dps
+    # the profile was picked from the product id, and it reads the alarm-set records
+    assert session.machine.profile.name == "tompd-63"
+    assert session.machine.meter.values["alarm_set_2.over_voltage"] == "trip at 245 V"
 
 
 async def test_unconfirmed_relay_command_fails_once_and_state_is_unknown(tmp_path: Path,

@@ -46,6 +46,34 @@ class Field:
 
 
 @dataclass(frozen=True, slots=True)
+class Alarm:
+    """One kind of record in an alarm-set raw dp (17/18): `[id][action][threshold u16]`."""
+
+    id: int
+    name: str
+    unit: str = ""
+
+
+ALARM_RECORD = 4
+
+
+def alarm_records(raw: bytes, alarms: tuple[Alarm, ...]) -> list[tuple[str, bool, int, str]]:
+    """(name, trips, threshold, unit) for each whole 4-byte record, walked by id, not by position."""
+    known = {a.id: a for a in alarms}
+    out = []
+    for i in range(0, len(raw) - ALARM_RECORD + 1, ALARM_RECORD):
+        aid, action, threshold = raw[i], raw[i + 1], int.from_bytes(raw[i + 2:i + 4], "big")
+        alarm = known.get(aid, Alarm(aid, f"alarm_{aid}"))
+        out.append((alarm.name, action == 0x01, threshold, alarm.unit))
+    return out
+
+
+def _alarm_text(trips: bool, threshold: int, unit: str) -> str:
+    action = "trip" if trips else "alarm only"
+    return f"{action} at {threshold} {unit}".rstrip() if unit or threshold else action
+
+
+@dataclass(frozen=True, slots=True)
 class DPSpec:
     id: int
     name: str
@@ -56,12 +84,16 @@ class DPSpec:
     writable: bool = False
     fields: tuple[Field, ...] = ()
     bits: tuple[str, ...] = ()
+    alarms: tuple[Alarm, ...] = ()
 
     def decode(self, dp: DataPoint) -> dict[str, Scalar]:
         """Values this dp gives, keyed by role (or by the dp's name when it has no role)."""
         if self.fields and isinstance(dp.value, bytes):
             return {f.role: _scaled(int.from_bytes(dp.value[f.offset:f.offset + f.size], "big"), f.scale)
                     for f in self.fields if f.offset + f.size <= len(dp.value)}
+        if self.alarms and isinstance(dp.value, bytes):
+            return {f"{self.name}.{name}": _alarm_text(trips, threshold, unit)
+                    for name, trips, threshold, unit in alarm_records(dp.value, self.alarms)}
         key = self.role or self.name
         if self.bits and isinstance(dp.value, int) and not isinstance(dp.value, bool):
             return {key: fault_names(dp.value, self.bits)}
@@ -75,6 +107,11 @@ class DPSpec:
             fields = {f.role: f for f in self.fields}
             parts = [f"{k} {_with_unit(v, fields[k].scale, fields[k].unit)}" for k, v in values.items()]
             return f"{self.name}: " + ", ".join(parts)
+        if self.alarms:
+            rest = len(dp.raw) % ALARM_RECORD
+            parts = [f"{k.partition('.')[2]} {format_value(v)}" for k, v in values.items()]
+            parts += [f"{rest} stray bytes {dp.raw[-rest:].hex()}"] if rest else []
+            return f"{self.name}: " + (", ".join(parts) or "none")
         (value,) = values.values()
         if isinstance(value, tuple):
             return f"{self.name}: " + (", ".join(value) if value else "none")
@@ -227,6 +264,9 @@ def _parse_dp(d: dict[str, object]) -> DPSpec:
         raise ValueError(f"dp {dpid}: fields describe a raw layout; this dp is {dptype.label}")
     if d.get("bits") and dptype is not DPType.BITMAP:
         raise ValueError(f"dp {dpid}: bits name a bitmap's bits; this dp is {dptype.label}")
+    alarms = tuple(_parse_alarm(dpid, a) for a in _list(d.get("alarms", [])))
+    if alarms and (dptype is not DPType.RAW or fields):
+        raise ValueError(f"dp {dpid}: alarms describe a raw list of 4-byte records, without fields")
     return DPSpec(
         id=dpid,
         name=str(d["name"]),
@@ -237,7 +277,17 @@ def _parse_dp(d: dict[str, object]) -> DPSpec:
         writable=bool(d.get("writable", False)),
         fields=fields,
         bits=tuple(str(b) for b in _list(d.get("bits", []))),
+        alarms=alarms,
     )
+
+
+def _parse_alarm(dpid: int, a: object) -> Alarm:
+    if not isinstance(a, dict):
+        raise ValueError(f"dp {dpid}: each alarm must be a table")
+    aid = a["id"]
+    if not isinstance(aid, int) or not 0 <= aid <= 255:
+        raise ValueError(f"dp {dpid}: alarm id {aid!r} is not 0..255")
+    return Alarm(aid, str(a["name"]), str(a.get("unit", "")))
 
 
 def _parse_field(dpid: int, f: object) -> Field:

@@ -32,6 +32,10 @@ DP_TYPES = {1: DPType.VALUE, 6: DPType.RAW, 9: DPType.BITMAP, 11: DPType.BOOL, 1
             101: DPType.VALUE, 102: DPType.VALUE, 103: DPType.VALUE, 104: DPType.VALUE,
             105: DPType.BOOL, 106: DPType.BOOL}
 DUMP_ORDER = (1, 6, 9, 11, 12, 13, 14, 16, 19, 101, 102, 103, 104, 105, 106)
+# The 8-byte relatives' alarm sets (vendor examples, din-meter-datapoints.md §5.3): short circuit → trip,
+# overload → trip at 20 kW; over-current → trip at 60 A, over-voltage → trip at 245 V.
+ALARM_SET_1 = bytes.fromhex("0101000003010014")
+ALARM_SET_2 = bytes.fromhex("0101003C030100F5")
 # "10byte": this meter; "8byte": its close relatives (TOMPD-63 family) with leakage in dp 15
 VARIANTS = ("10byte", "8byte")
 MCU_REQUESTS = (Command.LOCAL_TIME, Command.NETWORK_QUERY, Command.WIFI_RSSI, Command.WIFI_TEST,
@@ -81,14 +85,14 @@ class SimulatedMeter:
         self.relay = True
         self.energy_wh = random.Random(f"{seed}:energy").uniform(100_000, 900_000)
         self.faults = 0
-        self.values: dict[int, bool | int | str] = {
+        self.values: dict[int, bool | int | str | bytes] = {
             11: False, 12: False, 13: 0, 14: 0, 19: BREAKER_ID,
             101: 275, 102: 170, 103: 50, 104: 50, 105: False, 106: False,
         }
         self._types = dict(DP_TYPES)
         if variant == "8byte":  # TOMPD-63: dp 104 protection time, dp 105 recovery time, both in s
-            self.values.update({104: 5, 105: 60})
-            self._types[105] = DPType.VALUE
+            self.values.update({104: 5, 105: 60, 17: ALARM_SET_1, 18: ALARM_SET_2})
+            self._types.update({105: DPType.VALUE, 17: DPType.RAW, 18: DPType.RAW})
         self._last_sample = self.house.sample(True)
         self._reported_energy = self.energy_centi_kwh
 
@@ -112,7 +116,9 @@ class SimulatedMeter:
 
     @property
     def dump_order(self) -> tuple[int, ...]:
-        return DUMP_ORDER if self.variant == "10byte" else (*DUMP_ORDER[:2], 15, *DUMP_ORDER[2:])
+        if self.variant == "10byte":
+            return DUMP_ORDER
+        return (*DUMP_ORDER[:2], 15, *DUMP_ORDER[2:8], 17, 18, *DUMP_ORDER[8:])
 
     @property
     def energy_centi_kwh(self) -> int:
@@ -245,7 +251,7 @@ class SimulatedMeter:
         elif dp.id == 14 and isinstance(dp.value, int):
             self.values[13] = int(self.values[13]) + dp.value
             self._report([13])
-        self.values[dp.id] = dp.value if isinstance(dp.value, bool | int | str) else self.values[dp.id]
+        self.values[dp.id] = dp.value
         self._report([dp.id])
 
     def datapoint(self, dpid: int) -> DataPoint:
