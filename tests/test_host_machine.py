@@ -479,3 +479,21 @@ def test_unknown_product_profile_chosen_from_the_dump() -> None:
     assert isinstance(chosen, ProfileChosen) and chosen.name == "plug-meter" and "best fit" in chosen.reason
     reading = r.m.meter.reading(WALL)
     assert (reading.voltage_v, reading.current_a, reading.power_w, reading.relay) == (232.6, 0.153, 35.0, True)
+
+
+def test_listen_only_decodes_a_recorded_conversation_and_never_sends() -> None:
+    m = HostMachine(load_profile(), HostConfig(listen_only=True))
+    m.connection_made(0.0)
+    m.receive(bytes.fromhex("55AA030000010104"), 0.1)  # heartbeat reply
+    m.receive(encode_frame(Command.LOCAL_TIME, b"", 3), 0.2)  # an MCU request a live host would answer
+    m.receive(bytes.fromhex("55AA0307000E0600000A0974000064" "00001B000023"), 0.3)
+    m.observe_sent(bytes.fromhex("55AA0006000510010001011D"), 0.4)  # the recorded host's relay command
+    assert m.data_to_send() == b"" and m.frames_out == 1
+    events = m.events()
+    assert [e.state for e in events if isinstance(e, LinkChanged)] == [LinkState.HANDSHAKING, LinkState.ONLINE]
+    (reading,) = [e.reading for e in events if isinstance(e, ReadingUpdated)]
+    assert (reading.voltage_v, reading.current_a, reading.power_w) == (242.0, 0.1, 27)
+    with pytest.raises(CommandRefused, match="replay"):
+        m.request_relay(True, 0.5)
+    with pytest.raises(CommandRefused, match="replay"):
+        m.request_query(0.5)

@@ -21,6 +21,8 @@ EPILOG = """\
 other commands:
   tuimeter decode [HEX|FILE|-]... [--host FILE] [--mcu FILE] [--json] [--profile NAME|FILE]
                         decode captured frames
+  tuimeter replay FILE [--speed X] [--headless] [--log FILE]
+                        play a --record recording into the live screen (or headless)
   tuimeter simulate [--link PATH] [--seed N] [--period S] [--speed X]
                         serve a simulated meter on a pseudo-terminal
 
@@ -108,6 +110,22 @@ def build_decode_parser() -> argparse.ArgumentParser:
     return p
 
 
+def build_replay_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="tuimeter replay",
+                description="Play a recording made with --record into the live screen, or headless with "
+                            "--headless. Nothing is sent anywhere: there is no meter, only what was recorded.")
+    p.add_argument("file", metavar="FILE", help="a recording made with --record FILE")
+    p.add_argument("--speed", type=_positive, default=1.0, metavar="X",
+                   help="playback speed: 1 = as recorded (default), 10 = ten times faster")
+    p.add_argument("--headless", action="store_true", help="status lines (and --log records) instead of the screen")
+    p.add_argument("--log", metavar="FILE", help="with --headless: append machine records to FILE ('-' = stdout)")
+    p.add_argument("--format", choices=("jsonl", "csv"), default="jsonl", help="record format (default jsonl)")
+    p.add_argument("--profile", default=None, metavar="NAME|FILE",
+                   help="device profile (default: picked from the recorded product id or datapoints)")
+    p.add_argument("--theme", default=None, metavar="NAME|FILE", help="colour theme for the screen")
+    return p
+
+
 def build_sim_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="tuimeter simulate",
                 description="Serve a simulated meter on a pseudo-terminal and print its device path.")
@@ -147,6 +165,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from tuimeter.analyzer.cli import run_decode
 
             return run_decode(build_decode_parser().parse_args(args_list[1:]))
+        if args_list[:1] == ["replay"]:
+            from tuimeter.runner import run_replay
+
+            return run_replay(build_replay_parser().parse_args(args_list[1:]))
         if args_list[:1] == ["simulate"]:
             from tuimeter.sim.cli import run_simulate
 

@@ -8,7 +8,7 @@ import sys
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TextIO
+from typing import Protocol, TextIO
 
 from tuimeter.core.events import (
     CommandFinished,
@@ -22,8 +22,16 @@ from tuimeter.core.events import (
     RelayChanged,
 )
 from tuimeter.core.meter import Reading
-from tuimeter.host.session import HostSession
+from tuimeter.host.bus import EventBus
 from tuimeter.sinks import RecordSink, SinkError
+
+
+class EventSource(Protocol):
+    """A live HostSession or a ReplaySession."""
+
+    bus: EventBus
+
+    async def close(self) -> None: ...
 
 
 def _num(v: float | None, fmt: str) -> str:
@@ -83,7 +91,7 @@ class HeadlessOptions:
 class HeadlessMonitor:
     """Consumes the session's events: prints status and event lines, writes records."""
 
-    def __init__(self, session: HostSession, options: HeadlessOptions, out: TextIO | None = None) -> None:
+    def __init__(self, session: EventSource, options: HeadlessOptions, out: TextIO | None = None) -> None:
         self.session = session
         self.options = options
         self.sink = RecordSink(options.log, options.format) if options.log else None
@@ -157,10 +165,10 @@ def install_stop_signals(stop: asyncio.Event) -> None:
         loop.add_signal_handler(sig, stop.set)
 
 
-async def run_monitor(session: HostSession, monitor: HeadlessMonitor) -> int:
-    """Run until SIGINT/SIGTERM; returns the exit code."""
+async def run_monitor(session: EventSource, monitor: HeadlessMonitor, stop: asyncio.Event | None = None) -> int:
+    """Run until SIGINT/SIGTERM (or `stop` is set, e.g. at the end of a replay); returns the exit code."""
     consumer = asyncio.create_task(monitor.consume())
-    stop = asyncio.Event()
+    stop = stop or asyncio.Event()
     install_stop_signals(stop)
     stopper = asyncio.create_task(stop.wait())
     await asyncio.wait({stopper, consumer}, return_when=asyncio.FIRST_COMPLETED)

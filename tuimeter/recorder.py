@@ -14,6 +14,7 @@ import json
 import os
 import sys
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -73,22 +74,67 @@ class Recorder:
             os.close(self._fd)
 
 
-def read_recording(text: str) -> list[tuple[float, str, bytes]] | None:
-    """(t, dir, bytes) chunks of a recording, or None when the text is not one. A partial last line is
-    skipped; times of later runs continue after the earlier ones."""
+Chunk = tuple[float, str, bytes]  # (t, "tx" | "rx", bytes)
+
+
+class RecordingError(ValueError):
+    """A file that is not a readable recording; the message names it and says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Recording:
+    started: datetime
+    port: str
+    baud: int
+    chunks: list[Chunk]
+
+
+def parse_recording(text: str) -> Recording | None:
+    """A recording's header and (t, dir, bytes) chunks, or None when the text is not one. Lines that
+    do not parse (a partial last line after a crash) are skipped; times of later runs appended to
+    the same file continue after the earlier ones."""
     lines = text.split("\n")
     if not lines or '"type":"recording"' not in lines[0].replace(" ", ""):
         return None
-    chunks: list[tuple[float, str, bytes]] = []
+    header = json.loads(lines[0])
+    chunks: list[Chunk] = []
     offset = last = 0.0
-    for line in lines:
+    for line in lines[1:]:
         try:
             obj = json.loads(line)
-        except ValueError:
-            continue  # blank, or a line cut short by a crash
-        if obj.get("type") == "recording":
-            offset = last
-            continue
-        last = offset + float(obj["t"])
-        chunks.append((last, str(obj["dir"]), bytes.fromhex(obj["hex"])))
-    return chunks
+            if obj.get("type") == "recording":
+                offset = last
+                continue
+            t, direction, data = offset + float(obj["t"]), str(obj["dir"]), bytes.fromhex(obj["hex"])
+        except (ValueError, KeyError, TypeError, AttributeError):
+            continue  # blank, cut short by a crash, or not a chunk
+        if direction in ("rx", "tx"):
+            last = t
+            chunks.append((t, direction, data))
+    try:
+        started = datetime.fromisoformat(str(header.get("started")))
+    except ValueError:
+        started = datetime.now(UTC).astimezone()
+    return Recording(started, str(header.get("port", "")), int(header.get("baud", 9600)), chunks)
+
+
+def read_recording(text: str) -> list[Chunk] | None:
+    recording = parse_recording(text)
+    return recording.chunks if recording is not None else None
+
+
+def load_recording(path: str) -> Recording:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            text = f.read()
+    except OSError as exc:
+        raise RecordingError(f"cannot read recording {path}: {exc.strerror}") from None
+    try:
+        recording = parse_recording(text)
+    except (ValueError, TypeError):
+        recording = None
+    if recording is None:
+        raise RecordingError(f"{path} is not a tuimeter recording (make one with --record FILE)")
+    if not recording.chunks:
+        raise RecordingError(f"recording {path} holds no data")
+    return recording

@@ -7,11 +7,15 @@ import asyncio
 import contextlib
 import sys
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 from tuimeter.cli import EXIT_METER, EXIT_PORT, EXIT_USAGE
 from tuimeter.core.host import HostConfig
 from tuimeter.core.profile import ProfileError, load_profile
 from tuimeter.host.session import HostSession, PortError, SessionOptions
+
+if TYPE_CHECKING:
+    from tuimeter.host.replay import ReplaySession
 
 DEMO_SEED, DEMO_PERIOD, DEMO_SPEED = 7, 2.0, 30.0
 
@@ -21,6 +25,40 @@ def run(args: argparse.Namespace) -> int:
         return asyncio.run(_run(args))
     except KeyboardInterrupt:
         return 130
+
+
+def run_replay(args: argparse.Namespace) -> int:
+    try:
+        return asyncio.run(_replay(args))
+    except KeyboardInterrupt:
+        return 130
+
+
+async def _replay(args: argparse.Namespace) -> int:
+    from tuimeter.headless import HeadlessMonitor, HeadlessOptions, run_monitor
+    from tuimeter.host.replay import ReplaySession
+    from tuimeter.recorder import RecordingError, load_recording
+    from tuimeter.sinks import SinkError
+
+    if args.log and not args.headless:
+        print("tuimeter: --log goes with --headless; see 'tuimeter replay --help'", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        profile = load_profile(args.profile) if args.profile else load_profile()
+        recording = load_recording(args.file)
+    except (ProfileError, RecordingError) as exc:
+        print(f"tuimeter: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    session = ReplaySession(recording, args.file, profile, speed=args.speed, auto_profile=args.profile is None)
+    if not args.headless:
+        return await _live(args, session)
+    try:
+        monitor = HeadlessMonitor(session, HeadlessOptions(args.log, args.format, 0.0, 0.0))
+    except SinkError as exc:
+        print(f"tuimeter: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    await session.start()
+    return await run_monitor(session, monitor, session.finished)
 
 
 @contextlib.asynccontextmanager
@@ -67,7 +105,7 @@ async def _run(args: argparse.Namespace) -> int:
     return EXIT_USAGE  # unreachable; keeps type checkers content
 
 
-async def _live(args: argparse.Namespace, session: HostSession) -> int:
+async def _live(args: argparse.Namespace, session: HostSession | ReplaySession) -> int:
     """The Textual screen, in this event loop, beside the session."""
     if not (sys.stdin.isatty() and sys.stderr.isatty()):  # Textual draws on stderr
         print("tuimeter: the live screen needs a terminal; use --headless for logs and pipes", file=sys.stderr)

@@ -58,6 +58,7 @@ class HostConfig:
     dump_max: float = 2.0  # ...or this long after the first report, for a meter that never pauses
     read_only: bool = False
     rssi_dbm: int = -50  # answer to 0x24; a wired host has no radio, so a plausible fixed value
+    listen_only: bool = False  # replay: decode a recorded conversation, send nothing, command nothing
 
 
 class CommandRefused(Exception):
@@ -89,6 +90,8 @@ class HostMachine:
         self.meter = MeterState(profile)
         self._auto_profile = auto_profile  # pick a shipped profile from the product id or the dps
         self.parser = StreamParser()
+        self._tx_parser = StreamParser()  # listen-only: the recorded host's side, for the frame log
+        self._first_dp_at: float | None = None
         self.product: ProductInfo | None = None
         self.link = LinkState.CONNECTING
         self.frames_in = 0
@@ -103,7 +106,7 @@ class HostMachine:
         self._startup: deque[_Request] = deque()  # remaining start-up steps
         self._queue: deque[_Request] = deque()  # user commands and network ramps once online
         self._phase = "idle"  # idle, handshake, startup, dump, running
-        self._dump_ends = self._dump_deadline = 0.0
+        self._dump_ends = self._dump_deadline = 0.0  # listen-only reuses _dump_deadline for the profile pick
         self._next_heartbeat = 0.0
         self._missed = 0
         self._net_state: int | None = None
@@ -142,6 +145,8 @@ class HostMachine:
     def next_deadline(self) -> float | None:
         """When tick() must next run (monotonic seconds), or None when nothing is timed."""
         times = []
+        if self._phase == "listen" and self._auto_profile and self._first_dp_at is not None:
+            times.append(self._first_dp_at + self.config.dump_max)
         if self._phase == "dump":
             times.append(self._dump_ends)
         if self._pending is not None:
@@ -167,6 +172,10 @@ class HostMachine:
 
     # ---- connection ------------------------------------------------------------------------
     def connection_made(self, now: float) -> None:
+        if self.config.listen_only:  # nothing is ever sent: _connected stays False
+            self._phase = "listen"
+            self._set_link(LinkState.HANDSHAKING, "replay: waiting for the recorded meter's first frame")
+            return
         self._connected = True
         for item in self.parser.flush():  # what was left of the old connection is accounted for
             self._handle_parsed(item, now)
@@ -221,6 +230,8 @@ class HostMachine:
     # ---- commands from the user ------------------------------------------------------------
     def request_relay(self, on: bool, now: float) -> int:
         """Queue 0x06 relay=on/off. Completes (CommandFinished) only on the meter's own report."""
+        if self.config.listen_only:
+            raise CommandRefused("replay: there is no meter to command")
         if self.config.read_only:
             raise CommandRefused("read-only mode: relay commands are disabled")
         if self._relay_dp is None:
@@ -241,6 +252,8 @@ class HostMachine:
 
     def request_query(self, now: float) -> int:
         """Queue 0x08; completes when the first report of the dump arrives."""
+        if self.config.listen_only:
+            raise CommandRefused("replay: there is no meter to query")
         if self._phase != "running":
             raise CommandRefused(f"meter not online ({self.link.value}); query not sent")
         token = next(self._tokens)
@@ -255,9 +268,28 @@ class HostMachine:
         self._emit_reading()
         self._pump(now)
 
+    def observe_sent(self, data: bytes, now: float) -> None:
+        """Listen-only: bytes the recorded host sent, shown in the frame log like our own."""
+        for item in self._tx_parser.feed(data, now):
+            if isinstance(item, Frame):
+                self.frames_out += 1
+                self._events.append(FrameLogged(self._wall(), "out", item, self.describe_frame))
+
+    def finish_listening(self) -> None:
+        """Listen-only: the recording has ended; settle the profile and say so."""
+        if self._auto_profile and self.meter.dps:
+            self._auto_profile = False
+            self.use_profile(*choose_profile(None, self.meter.dps))
+        self._emit_reading()
+        self._set_link(LinkState.CLOSED, "end of the recording")
+
     def tick(self, now: float) -> None:
         for item in self.parser.check_timeout(now):
             self._handle_parsed(item, now)
+        if (self._phase == "listen" and self._auto_profile and self._first_dp_at is not None
+                and now >= self._first_dp_at + self.config.dump_max):
+            self._auto_profile = False
+            self.use_profile(*choose_profile(None, self.meter.dps))
         req = self._pending
         if req is not None and now >= req.deadline:
             self._pending = None
@@ -287,6 +319,8 @@ class HostMachine:
             self.last_frame_at = now
             if self._phase == "dump":
                 self._dump_ends = min(now + self.config.dump_quiet, self._dump_deadline)
+            elif self._phase == "listen" and self.link is not LinkState.ONLINE:
+                self._set_link(LinkState.ONLINE, "replay: the recorded meter is talking")
             self._events.append(FrameLogged(self._wall(), "in", item, self.describe_frame))
             self._on_frame(item, now)
         elif isinstance(item, ParseError):
@@ -298,7 +332,12 @@ class HostMachine:
         cmd = f.command
         reported = report_payload(f)
         if reported is not None:
+            if self._first_dp_at is None:
+                self._first_dp_at = now
             self._apply_dps(reported)
+        if self._phase == "listen":
+            self._on_recorded_frame(f)
+            return
         if cmd == Command.DP_REPORT_SYNC:
             self._reply(Command.DP_REPORT_SYNC_ACK, b"\x01")
         elif cmd == Command.EXTENDED and f.payload:
@@ -381,13 +420,7 @@ class HostMachine:
             else:
                 self._next_heartbeat = now + self.config.heartbeat_interval
         elif kind == "product":
-            self.product = parse_product_info(f.payload)
-            self._events.append(ProductInfoReceived(self._wall(), self.product))
-            if self._auto_profile and self.product.product_id:
-                profile, why = choose_profile(self.product.product_id, {})
-                if why.startswith("product id"):
-                    self._auto_profile = False
-                    self.use_profile(profile, why)
+            self._on_product(f)
             self._advance_startup(now)
         elif kind == "mode":
             if not f.payload:  # cooperative: the MCU wants to be told the network state
@@ -414,6 +447,23 @@ class HostMachine:
             else:
                 self._finish(req, False, f"relay command {'on' if req.relay_on else 'off'} sent, "
                                          f"but the meter reports {'on' if confirmed else 'off'}")
+
+    def _on_product(self, f: Frame) -> None:
+        self.product = parse_product_info(f.payload)
+        self._events.append(ProductInfoReceived(self._wall(), self.product))
+        if self._auto_profile and self.product.product_id:
+            profile, why = choose_profile(self.product.product_id, {})
+            if why.startswith("product id"):
+                self._auto_profile = False
+                self.use_profile(profile, why)
+
+    def _on_recorded_frame(self, f: Frame) -> None:
+        """Listen-only: what the live host learns from replies, learnt from the recorded ones."""
+        if f.command == Command.PRODUCT_INFO and f.payload:
+            self._on_product(f)
+        elif f.command == Command.HEARTBEAT and f.payload == b"\x00" and self.frames_in > 1:
+            self._events.append(McuRestarted(self._wall()))
+            self._forget_relay()
 
     def _advance_startup(self, now: float) -> None:
         if self._phase != "startup":

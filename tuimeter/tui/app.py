@@ -111,7 +111,12 @@ class TuimeterApp(App[int]):
 
     @property
     def read_only(self) -> bool:
-        return self.link.machine.config.read_only
+        config = self.link.machine.config
+        return config.read_only or config.listen_only
+
+    @property
+    def replaying(self) -> bool:
+        return self.link.machine.config.listen_only
 
     # ---- layout ----------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -224,7 +229,7 @@ class TuimeterApp(App[int]):
             product += f" v{self.model.mcu_version}"
         # Text, not markup: the port name and product id are not ours to interpret
         text = Text.assemble((f"● {m.link.value}", LINK_STYLE.get(m.link, "")),
-                             ("  READ-ONLY", "bold") if self.read_only else "",
+                             ("  REPLAY" if self.replaying else "  READ-ONLY", "bold") if self.read_only else "",
                              f"  {self.link.port_label}  {product}  hb {hb}  "
                              f"⇣{m.frames_in} ⇡{m.frames_out}  err {stats.errors}")
         if text != self._last_status:
@@ -265,6 +270,9 @@ class TuimeterApp(App[int]):
 
     # ---- actions ---------------------------------------------------------------------------
     def action_toggle_relay(self) -> None:
+        if self.replaying:
+            self.notify("replay: nothing is sent; a recording has no relay to switch", severity="warning")
+            return
         if self.read_only:
             self.notify("read-only mode (--read-only): relay commands are disabled; restart without it "
                         "to switch the relay", severity="warning")

@@ -1,0 +1,105 @@
+"""tuimeter replay: a recording plays back into the headless monitor and the live screen."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from textual.widgets import Digits, Log
+
+from tests.test_tui import text_of, until
+from tuimeter.core.profile import load_profile
+from tuimeter.host.replay import ReplaySession
+from tuimeter.recorder import load_recording
+from tuimeter.records import read_jsonl
+from tuimeter.tui.app import TuimeterApp
+from tuimeter.tui.widgets import ConfirmRelay, StatusBar
+
+TUIMETER = [sys.executable, "-m", "tuimeter"]
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A real session with the simulated meter: its recording and the readings logged live."""
+    d = tmp_path_factory.mktemp("rec")
+    rec, log = d / "session.rec", d / "live.jsonl"
+    proc = subprocess.Popen([*TUIMETER, "--demo", "--headless", "--record", str(rec), "--log", str(log)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(4.0)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(10) == 0
+    return rec, log
+
+
+def readings(path: Path) -> list[dict[str, object]]:
+    return [r for r in read_jsonl(path).records if r["type"] == "reading"]
+
+
+def test_replay_headless_gives_the_live_readings_at_the_recorded_times(recorded: tuple[Path, Path],
+                                                                      tmp_path: Path) -> None:
+    rec, live = recorded
+    out = tmp_path / "replayed.jsonl"
+    duration = load_recording(str(rec)).chunks[-1][0]
+    t0 = time.monotonic()
+    proc = subprocess.run([*TUIMETER, "replay", str(rec), "--speed", "20", "--headless", "--log", str(out)],
+                          capture_output=True, text=True, timeout=30)
+    took = time.monotonic() - t0
+    assert proc.returncode == 0, proc.stderr
+    assert "product id r9kg2g1uhhyicycb" in proc.stdout  # the profile was picked as it was live
+    assert "replay finished" in proc.stdout and "end of the recording" in proc.stdout
+    live_r, replay_r = readings(live), readings(out)
+    assert len(live_r) >= 2
+    assert [{k: v for k, v in r.items() if k != "ts"} for r in replay_r] == \
+        [{k: v for k, v in r.items() if k != "ts"} for r in live_r]
+    for a, b in zip(live_r, replay_r, strict=True):  # stamped with the time they were recorded
+        gap = datetime.fromisoformat(str(a["ts"])) - datetime.fromisoformat(str(b["ts"]))
+        assert abs(gap.total_seconds()) < 0.1
+    assert took < 2 + duration / 4  # 20× faster than recorded, plus start-up
+
+
+async def test_replay_plays_into_the_live_screen_and_sends_nothing(recorded: tuple[Path, Path],
+                                                                  tmp_path: Path) -> None:
+    rec, live = recorded
+    last = readings(live)[-1]
+    session = ReplaySession(load_recording(str(rec)), str(rec), load_profile(), speed=5)
+    app = TuimeterApp(session, save_dir=tmp_path)
+    await session.start()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await until(pilot, session.finished.is_set, 10)
+        await until(pilot, lambda: app.query_one("#metric-voltage .digits", Digits).value
+                    == f"{last['voltage_v']:.1f}")
+        await until(pilot, lambda: "closed" in text_of(app.query_one(StatusBar)))  # the end of the recording
+        status = text_of(app.query_one(StatusBar))
+        assert "REPLAY" in status and "replay of session.rec ×5" in status
+        log = "\n".join(app.query_one(Log).lines)
+        assert "55 AA 00 00 00 00 FF" in log  # the recorded host's heartbeat, shown as sent
+        await pilot.press("r")
+        await pilot.pause()
+        assert not isinstance(app.screen, ConfirmRelay)
+        assert any("recording has no relay" in n.message for n in app._notifications)
+        await pilot.press("u")
+        await pilot.pause(0.1)
+        assert any("no meter to query" in n.message for n in app._notifications)
+    await session.close()
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (None, "cannot read recording"),
+    ("55 AA 00 00 00 00 FF\n", "is not a tuimeter recording (make one with --record FILE)"),
+    ('{"type":"recording","version":1,"port":"x","baud":9600,"started":"2026-11-24T12:00:00+00:00"}\n',
+     "holds no data"),
+])
+def test_a_file_that_is_no_recording_is_one_clear_line(tmp_path: Path, content: str | None,
+                                                       message: str) -> None:
+    path = tmp_path / "x.rec"
+    if content is not None:
+        path.write_text(content)
+    proc = subprocess.run([*TUIMETER, "replay", str(path), "--headless"], capture_output=True, text=True,
+                          timeout=30)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert [message in line for line in proc.stderr.splitlines()] == [True]

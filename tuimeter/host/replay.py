@@ -1,0 +1,104 @@
+"""`tuimeter replay FILE`: a recording played back through a listen-only HostMachine.
+
+It stands in for a HostSession (same `machine`, `bus`, `port_label`, `set_relay`, `query`), so the
+live screen and the headless monitor show a recorded session exactly as they show a live one. The
+machine's clock is the recording's: readings carry the times they were recorded at, and the
+start-up timing (dump, profile choice) is the original one whatever the playback speed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from tuimeter.core.events import Event, LinkState, Notice
+from tuimeter.core.host import CommandRefused, HostConfig, HostMachine
+from tuimeter.core.profile import Profile
+from tuimeter.host.bus import EventBus
+from tuimeter.recorder import Recording
+
+__all__ = ["CommandRefused", "ReplaySession"]
+
+
+class ReplaySession:
+    def __init__(self, recording: Recording, path: str, profile: Profile, *, speed: float = 1.0,
+                 auto_profile: bool = True) -> None:
+        if speed <= 0:
+            raise ValueError("speed must be greater than 0")
+        self.recording = recording
+        self.speed = speed
+        self._t = 0.0  # recording time of the chunk being played
+        self.machine = HostMachine(profile, HostConfig(listen_only=True), wallclock=self._recorded_time,
+                                   auto_profile=auto_profile)
+        self.bus = EventBus()
+        self.finished = asyncio.Event()
+        self._label = f"replay of {Path(path).name}" + (f" ×{speed:g}" if speed != 1 else "")
+        self._runner: asyncio.Task[None] | None = None
+
+    @property
+    def link(self) -> LinkState:
+        return self.machine.link
+
+    @property
+    def port_label(self) -> str:
+        return self._label
+
+    def _recorded_time(self) -> datetime:
+        return self.recording.started + timedelta(seconds=self._t)
+
+    async def start(self) -> None:
+        self.machine.connection_made(0.0)
+        self._publish()
+        self._runner = asyncio.create_task(self._play(), name="tuimeter-replay")
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            self._runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._runner
+        self.machine.link = LinkState.CLOSED
+        self.bus.close()
+
+    async def set_relay(self, on: bool) -> str:
+        raise CommandRefused("replay: there is no meter to command")
+
+    async def query(self) -> str:
+        raise CommandRefused("replay: there is no meter to query")
+
+    async def _play(self) -> None:
+        loop = asyncio.get_running_loop()
+        base = loop.time()
+        for t, direction, data in self.recording.chunks:
+            await self._tick_until(t, base)
+            delay = base + t / self.speed - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            self._t = t
+            if direction == "rx":
+                self.machine.receive(data, t)
+            else:
+                self.machine.observe_sent(data, t)
+            self._publish()
+        self.machine.finish_listening()
+        frames = self.machine.frames_in + self.machine.frames_out
+        self.bus.publish([Notice(self._recorded_time(), f"replay finished: {frames} frames")])
+        self._publish()
+        self.finished.set()
+
+    async def _tick_until(self, t: float, base: float) -> None:
+        """Run the machine's timers (stall, profile pick) that fall before recording time t."""
+        loop = asyncio.get_running_loop()
+        while (deadline := self.machine.next_deadline()) is not None and deadline <= t:
+            delay = base + deadline / self.speed - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            self._t = max(self._t, deadline)
+            self.machine.tick(deadline)
+            self._publish()
+
+    def _publish(self) -> None:
+        events: list[Event] = self.machine.events()
+        if events:
+            self.bus.publish(events)
