@@ -81,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="switch the relay, wait for the meter's confirmation, exit")
     p.add_argument("--query", action="store_true", help="print every datapoint the meter reports, exit")
     p.add_argument("--json", action="store_true", help="with --query: JSON output")
+    _add_discover(p)
     p.add_argument("--read-only", action="store_true", help="never send a relay or datapoint command")
     p.add_argument("--baud", type=int, default=9600, help="serial speed (default 9600; some MCUs use 115200)")
     p.add_argument("--wifi-state", type=int, choices=range(0, 7), default=4, metavar="0-6",
@@ -97,6 +98,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sim_faults(p, "--demo-faults", "--demo-variant")
     p.add_argument("--version", action="version", version=f"tuimeter {__version__}")
     return p
+
+
+def _add_discover(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--discover", action="store_true",
+                   help="no live screen: list every datapoint the meter reports, with a guess at its meaning")
+    p.add_argument("--for", type=_positive, dest="for_seconds", default=None, metavar="S",
+                   help="with --discover: stop after S seconds (default: at Ctrl-C)")
+    p.add_argument("--export", metavar="PATH",
+                   help="with --discover: write PATH.toml (a profile) and PATH-autoexec.bat (OpenBeken)")
 
 
 def build_decode_parser() -> argparse.ArgumentParser:
@@ -123,6 +133,7 @@ def build_replay_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", default=None, metavar="NAME|FILE",
                    help="device profile (default: picked from the recorded product id or datapoints)")
     p.add_argument("--theme", default=None, metavar="NAME|FILE", help="colour theme for the screen")
+    _add_discover(p)
     return p
 
 
@@ -202,9 +213,25 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _usage("--json goes with --query")
     if args.set_relay is not None and args.query:
         return _usage("--set and --query are separate commands; run one at a time")
+    problem = discover_problem(args)
+    if problem:
+        return _usage(problem)
     from tuimeter.runner import run
 
     return run(args)
+
+
+def discover_problem(args: argparse.Namespace) -> str | None:
+    if (args.for_seconds is not None or args.export) and not args.discover:
+        return "--for and --export go with --discover"
+    if args.discover and (getattr(args, "set_relay", None) is not None or getattr(args, "query", False)
+                          or args.headless or args.log):
+        return "--discover runs on its own; leave out --set, --query, --headless and --log"
+    if args.export:
+        folder = os.path.dirname(os.path.abspath(args.export))
+        if not os.access(folder, os.W_OK):
+            return f"--export {args.export}: cannot write in {folder}; choose a writable folder"
+    return None
 
 
 def _usage(message: str) -> int:

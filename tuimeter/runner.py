@@ -35,13 +35,15 @@ def run_replay(args: argparse.Namespace) -> int:
 
 
 async def _replay(args: argparse.Namespace) -> int:
+    from tuimeter.cli import discover_problem
     from tuimeter.headless import HeadlessMonitor, HeadlessOptions, run_monitor
     from tuimeter.host.replay import ReplaySession
     from tuimeter.recorder import RecordingError, load_recording
     from tuimeter.sinks import SinkError
 
-    if args.log and not args.headless:
-        print("tuimeter: --log goes with --headless; see 'tuimeter replay --help'", file=sys.stderr)
+    problem = discover_problem(args) or ("--log goes with --headless" if args.log and not args.headless else None)
+    if problem:
+        print(f"tuimeter: {problem}; see 'tuimeter replay --help'", file=sys.stderr)
         return EXIT_USAGE
     try:
         profile = load_profile(args.profile) if args.profile else load_profile()
@@ -50,6 +52,13 @@ async def _replay(args: argparse.Namespace) -> int:
         print(f"tuimeter: {exc}", file=sys.stderr)
         return EXIT_USAGE
     session = ReplaySession(recording, args.file, profile, speed=args.speed, auto_profile=args.profile is None)
+    if args.discover:
+        from tuimeter.analyzer.discover_cli import DiscoverMonitor, run_discover
+
+        discover = DiscoverMonitor(session)
+        await session.start()
+        return await run_discover(session, discover, seconds=args.for_seconds, export=args.export,
+                                  done=session.finished)
     if not args.headless:
         return await _live(args, session)
     try:
@@ -125,11 +134,25 @@ async def _live(args: argparse.Namespace, session: HostSession | ReplaySession) 
     return app.return_code or 0
 
 
+async def _discover(args: argparse.Namespace, session: HostSession) -> int:
+    from tuimeter.analyzer.discover_cli import DiscoverMonitor, run_discover
+
+    monitor = DiscoverMonitor(session)
+    try:
+        await session.start()
+    except PortError as exc:
+        print(f"tuimeter: {exc}", file=sys.stderr)
+        return EXIT_PORT
+    return await run_discover(session, monitor, seconds=args.for_seconds, export=args.export)
+
+
 async def _front_end(args: argparse.Namespace, session: HostSession) -> int:
     from tuimeter import oneshot
     from tuimeter.headless import HeadlessMonitor, HeadlessOptions, run_monitor
     from tuimeter.sinks import SinkError
 
+    if args.discover:
+        return await _discover(args, session)
     if not (args.headless or args.set_relay is not None or args.query):
         return await _live(args, session)
     monitor = None

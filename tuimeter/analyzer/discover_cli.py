@@ -1,0 +1,126 @@
+"""`tuimeter PORT --discover` (and `tuimeter replay FILE --discover`): list what the meter reports.
+
+Prints each datapoint the first time it is seen, then, when stopped (Ctrl-C, SIGTERM, `--for S`,
+or the end of a replay), a table of every dp with its type, how often it was reported and changed,
+its value and a guess at its meaning. `--export PATH` writes PATH.toml (a tuimeter profile) and
+PATH-autoexec.bat (an OpenBeken snippet). Never imports Textual.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from tuimeter.analyzer.discovery import Discovery, SeenDatapoint
+from tuimeter.analyzer.export import obk_autoexec, profile_toml
+from tuimeter.core.events import DatapointReceived, Event, ProductInfoReceived
+from tuimeter.core.profile import format_value
+from tuimeter.headless import EventSource, event_line, install_stop_signals
+
+
+class DiscoverMonitor:
+    def __init__(self, source: EventSource, out: TextIO = sys.stdout) -> None:
+        self.discovery = Discovery()
+        self.product_id: str | None = None
+        self.out = out
+        source.bus.add_listener(self.handle)
+
+    def handle(self, ev: Event) -> None:
+        if isinstance(ev, DatapointReceived):
+            dp = ev.view.dp
+            if self.discovery.observe(dp, ev.ts.timestamp()):
+                self.out.write(f"{ev.ts:%H:%M:%S}  new {describe_seen(self.discovery, dp.id)}\n")
+                self.out.flush()
+        elif isinstance(ev, ProductInfoReceived):
+            self.product_id = ev.info.product_id
+            self.out.write(f"{ev.ts:%H:%M:%S}  product {ev.info.text}\n")
+        else:
+            line = event_line(ev)
+            if line is not None and "link" in line:
+                self.out.write(line + "\n")
+
+    def table(self) -> str:
+        rows = [("dp", "type", "reports", "changes", "/min", "value", "meaning")]
+        for dpid in sorted(self.discovery.seen):
+            s = self.discovery.seen[dpid]
+            rate = s.changes_per_minute()
+            rows.append((str(dpid), _type_text(s), str(s.reports), str(s.changes),
+                         "—" if rate is None else f"{rate:.1f}", value_text(self.discovery, dpid),
+                         meaning_text(self.discovery, dpid)))
+        widths = [max(len(r[i]) for r in rows) for i in range(6)]
+        return "\n".join("  ".join(c.ljust(w) for c, w in zip(r[:6], widths, strict=True)) + "  " + r[6]
+                         for r in rows) + "\n"
+
+    def export(self, path: str) -> list[Path]:
+        """Write PATH.toml and PATH-autoexec.bat; returns the files written."""
+        base = Path(path)
+        if base.suffix == ".toml":
+            base = base.with_suffix("")
+        ids = (self.product_id,) if self.product_id else ()
+        profile = self.discovery.profile(base.name, product_ids=ids)
+        files = [(base.with_name(base.name + ".toml"),
+                  profile_toml(profile, "Made by tuimeter --discover: check names, scales and roles against the "
+                                        "meter's display before trusting it.\nLoad it with --profile FILE.")),
+                 (base.with_name(base.name + "-autoexec.bat"), obk_autoexec(profile))]
+        for file, text in files:
+            tmp = file.with_name(file.name + ".tmp")
+            tmp.write_text(text, encoding="utf-8")
+            os.replace(tmp, file)  # a reader never sees half a file
+        return [f for f, _ in files]
+
+
+def _type_text(s: SeenDatapoint) -> str:
+    if s.type.label == "raw":
+        return "raw " + "/".join(str(n) for n in sorted(s.lengths)) + "B"
+    return s.type.label
+
+
+def value_text(d: Discovery, dpid: int) -> str:
+    s = d.seen[dpid]
+    spec = d.spec(dpid)
+    if spec.type is s.type and (spec.fields or spec.role or spec.scale != 1 or spec.unit or spec.bits
+                                or spec.alarms):
+        return spec.describe(s.last).partition(": ")[2]
+    return s.last.display() if not isinstance(s.last.value, int | str) else format_value(s.last.value)
+
+
+def meaning_text(d: Discovery, dpid: int) -> str:
+    spec = d.spec(dpid)
+    where = "your edit" if d.edited(dpid) else (g.source if (g := d.guess(dpid)) else "no guess")
+    roles = [spec.role] if spec.role else [f.role for f in spec.fields]
+    panel = f" → {', '.join(roles)}" if roles and roles != [spec.name] else ""
+    return f"{spec.name}{panel} ({where})"
+
+
+def describe_seen(d: Discovery, dpid: int) -> str:
+    s = d.seen[dpid]
+    return f"dp {dpid} {_type_text(s)}: {value_text(d, dpid)} — {meaning_text(d, dpid)}"
+
+
+async def run_discover(source: EventSource, monitor: DiscoverMonitor, *, seconds: float | None,
+                       export: str | None, done: asyncio.Event | None = None) -> int:
+    """Run until stopped, then print the table and export. The source must already be started."""
+    stop = done or asyncio.Event()
+    install_stop_signals(stop)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+    await source.close()
+    out = monitor.out
+    if not monitor.discovery.seen:
+        print("tuimeter: no datapoint was reported; nothing to export", file=sys.stderr)
+        return 4
+    out.write("\n" + monitor.table())
+    if export:
+        try:
+            files = monitor.export(export)
+        except OSError as exc:
+            print(f"tuimeter: cannot write the export {export}: {exc.strerror}; choose a writable path",
+                  file=sys.stderr)
+            return 1
+        out.write("exported: " + ", ".join(str(f) for f in files) + "\n")
+    out.flush()
+    return 0
