@@ -32,3 +32,11 @@ def test_main_screen(snap_compare: Any, size: tuple[int, int]) -> None:
 
 def test_relay_confirmation(snap_compare: Any) -> None:
     assert snap_compare(seeded_app(), press=["r"], terminal_size=(100, 30), run_before=settle)
+
+
+def test_discovery_view(snap_compare: Any) -> None:
+    async def open_discovery(pilot: Pilot[int]) -> None:
+        await pilot.press("d")
+        await settle(pilot)
+
+    assert snap_compare(seeded_app(), terminal_size=(140, 30), run_before=open_discovery)

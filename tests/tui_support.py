@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from tuimeter.core.events import CommandFinished
 from tuimeter.core.host import HostConfig, HostMachine
-from tuimeter.core.profile import load_profile
+from tuimeter.core.profile import Profile, load_profile
 from tuimeter.host.bus import EventBus
 from tuimeter.host.session import CommandFailed
 from tuimeter.sim.mcu import SimulatedMeter
@@ -59,6 +59,10 @@ class OfflineLink:
                         raise CommandFailed(ev.message)
                     return ev.message
         raise CommandFailed("no answer")
+
+    def use_profile(self, profile: Profile, reason: str) -> None:
+        self.machine.use_profile(profile, reason)
+        self._publish()
 
     async def set_relay(self, on: bool) -> str:
         token = self.machine.request_relay(on, self.now)

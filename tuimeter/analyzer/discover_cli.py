@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import sys
 from pathlib import Path
 from typing import TextIO
 
 from tuimeter.analyzer.discovery import Discovery, SeenDatapoint
-from tuimeter.analyzer.export import obk_autoexec, profile_toml
+from tuimeter.analyzer.export import write_exports
 from tuimeter.core.events import DatapointReceived, Event, ProductInfoReceived
-from tuimeter.core.profile import format_value
+from tuimeter.core.profile import format_value, with_unit
 from tuimeter.headless import EventSource, event_line, install_stop_signals
 
 
@@ -36,7 +35,7 @@ class DiscoverMonitor:
                 self.out.write(f"{ev.ts:%H:%M:%S}  new {describe_seen(self.discovery, dp.id)}\n")
                 self.out.flush()
         elif isinstance(ev, ProductInfoReceived):
-            self.product_id = ev.info.product_id
+            self.product_id = self.discovery.product_id = ev.info.product_id
             self.out.write(f"{ev.ts:%H:%M:%S}  product {ev.info.text}\n")
         else:
             line = event_line(ev)
@@ -61,16 +60,7 @@ class DiscoverMonitor:
         if base.suffix == ".toml":
             base = base.with_suffix("")
         ids = (self.product_id,) if self.product_id else ()
-        profile = self.discovery.profile(base.name, product_ids=ids)
-        files = [(base.with_name(base.name + ".toml"),
-                  profile_toml(profile, "Made by tuimeter --discover: check names, scales and roles against the "
-                                        "meter's display before trusting it.\nLoad it with --profile FILE.")),
-                 (base.with_name(base.name + "-autoexec.bat"), obk_autoexec(profile))]
-        for file, text in files:
-            tmp = file.with_name(file.name + ".tmp")
-            tmp.write_text(text, encoding="utf-8")
-            os.replace(tmp, file)  # a reader never sees half a file
-        return [f for f, _ in files]
+        return write_exports(self.discovery.profile(base.name, product_ids=ids), base)
 
 
 def _type_text(s: SeenDatapoint) -> str:
@@ -82,7 +72,10 @@ def _type_text(s: SeenDatapoint) -> str:
 def value_text(d: Discovery, dpid: int) -> str:
     s = d.seen[dpid]
     spec = d.spec(dpid)
-    if spec.type is s.type and (spec.fields or spec.role or spec.scale != 1 or spec.unit or spec.bits
+    if spec.type is s.type and spec.fields:  # the roles are in the meaning column: values only here
+        values = spec.decode(s.last)
+        return ", ".join(with_unit(values[f.role], f.scale, f.unit) for f in spec.fields if f.role in values)
+    if spec.type is s.type and (spec.role or spec.scale != 1 or spec.unit or spec.bits
                                 or spec.alarms):
         return spec.describe(s.last).partition(": ")[2]
     return s.last.display() if not isinstance(s.last.value, int | str) else format_value(s.last.value)

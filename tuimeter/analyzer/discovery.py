@@ -13,7 +13,16 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from tuimeter.core.datapoints import DataPoint, DPType
-from tuimeter.core.profile import READING_ROLES, ROLES, DPSpec, Field, Profile, load_profile, shipped_profiles
+from tuimeter.core.profile import (
+    READING_ROLES,
+    ROLES,
+    DPSpec,
+    Field,
+    Profile,
+    choose_from,
+    load_profile,
+    shipped_profiles,
+)
 
 HISTORY = 12  # value changes kept per dp
 
@@ -56,6 +65,7 @@ class Discovery:
     def __init__(self, profiles: list[Profile] | None = None) -> None:
         self.profiles = profiles if profiles is not None else [load_profile(n) for n in _by_default_first()]
         self.seen: dict[int, SeenDatapoint] = {}
+        self.product_id: str | None = None  # from the 0x01 reply: names the meter's own profile, if shipped
         self._edits: dict[int, DPSpec] = {}
         self.revision = 0  # bumps on every change, so views redraw only when something happened
 
@@ -79,16 +89,25 @@ class Discovery:
         return False
 
     # ---- guesses ---------------------------------------------------------------------------
+    def home(self) -> Profile | None:
+        """The known profile this meter most looks like: by product id, else by its datapoints."""
+        chosen = choose_from(self.profiles, self.product_id, {i: s.last for i, s in self.seen.items()})
+        return chosen[0] if chosen else None
+
     def guess(self, dpid: int) -> Guess | None:
+        """From the meter's own profile when it knows the dp, else from the relative that fits best."""
         s = self.seen.get(dpid)
         if s is None:
             return None
         best: tuple[int, Guess] | None = None
-        for p in self.profiles:
+        home = self.home()
+        for p in sorted(self.profiles, key=lambda p: p is not home):
             spec = p.dps.get(dpid)
             if spec is None or spec.type is not s.type:
                 continue
             score, fitted = _fit(spec, len(s.last.raw))
+            if fitted is not None and p is home:
+                return Guess(fitted, f"profile {p.name}")
             if fitted is not None and (best is None or score > best[0]):
                 best = score, Guess(fitted, f"profile {p.name}")
         if best is not None:
@@ -156,9 +175,11 @@ class Discovery:
         return spec.role == role or any(f.role == role for f in spec.fields)
 
     def next_role(self, dpid: int) -> str | None:
-        """The panel after this dp's current one, for a key that cycles through them."""
+        """The next free panel after this dp's current one, for a key that cycles through them (a panel
+        another dp feeds is skipped: free it there first)."""
         spec = self.spec(dpid)
-        choices: list[str | None] = [None, *ROLES_FOR_TYPE[spec.type]]
+        taken = {r for other in self.seen if other != dpid for r in _roles_of(self.spec(other))}
+        choices: list[str | None] = [None, *(r for r in ROLES_FOR_TYPE[spec.type] if r not in taken)]
         current = spec.role if spec.role in choices else None
         return choices[(choices.index(current) + 1) % len(choices)]
 
@@ -179,6 +200,10 @@ def _fit(spec: DPSpec, length: int) -> tuple[int, DPSpec | None]:
         return 0, None
     exact = max(f.offset + f.size for f in spec.fields) == length
     return (3 if exact else 2), dataclasses.replace(spec, fields=fields)
+
+
+def _roles_of(spec: DPSpec) -> set[str]:
+    return ({spec.role} if spec.role else set()) | {f.role for f in spec.fields}
 
 
 def _without_role(spec: DPSpec, role: str) -> DPSpec:

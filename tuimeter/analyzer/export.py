@@ -7,6 +7,8 @@ The OpenBeken commands and channel types are those of OpenBK7231T_App's TuyaMCU 
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 from tuimeter.core.datapoints import DPType
 from tuimeter.core.profile import DPSpec, Field, Profile
@@ -139,3 +141,16 @@ def _dp_lines(spec: DPSpec, ch: int) -> tuple[list[str], int]:
     kind = "ReadOnly" if spec.type is not DPType.VALUE else channel_type(spec.unit, spec.scale, spec.role)
     return [head, f"setChannelType {ch} {kind}", _label(ch, spec.name),
             f"linkTuyaMCUOutputToChannel {spec.id} {link} {ch}"], 1
+
+
+def write_exports(profile: Profile, base: Path) -> list[Path]:
+    """BASE.toml (the profile) and BASE-autoexec.bat (OpenBeken), each written whole or not at all."""
+    header = ("Made by tuimeter discovery: check names, scales and roles against the meter's display\n"
+              "before trusting it. Load it with --profile FILE.")
+    files = [(base.with_name(base.name + ".toml"), profile_toml(profile, header)),
+             (base.with_name(base.name + "-autoexec.bat"), obk_autoexec(profile))]
+    for file, text in files:
+        tmp = file.with_name(file.name + ".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, file)  # a reader never sees half a file
+    return [f for f, _ in files]

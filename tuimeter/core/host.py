@@ -126,11 +126,12 @@ class HostMachine:
         self.profile = profile
         seen = self.meter.dps
         self.meter = MeterState(profile)
-        for dp in seen.values():
-            self.meter.apply(dp)
+        for dp in seen.values():  # values read through the new map count as reported now
+            self._roles_reported.update(r for r in self.meter.apply(dp) if self.meter.is_reading_role(r))
         self._relay_dp = self._relay_dp_of(profile)
         self._events.append(ProfileChosen(self._wall(), profile.name, reason))
         self._reading_dirty = bool(seen)
+        self._emit_reading()
 
     # ---- outputs ---------------------------------------------------------------------------
     def data_to_send(self) -> bytes:

@@ -105,7 +105,7 @@ class DPSpec:
         values = self.decode(dp)
         if self.fields:
             fields = {f.role: f for f in self.fields}
-            parts = [f"{k} {_with_unit(v, fields[k].scale, fields[k].unit)}" for k, v in values.items()]
+            parts = [f"{k} {with_unit(v, fields[k].scale, fields[k].unit)}" for k, v in values.items()]
             return f"{self.name}: " + ", ".join(parts)
         if self.alarms:
             rest = len(dp.raw) % ALARM_RECORD
@@ -115,10 +115,10 @@ class DPSpec:
         (value,) = values.values()
         if isinstance(value, tuple):
             return f"{self.name}: " + (", ".join(value) if value else "none")
-        return f"{self.name}: {_with_unit(value, self.scale, self.unit)}"
+        return f"{self.name}: {with_unit(value, self.scale, self.unit)}"
 
 
-def _with_unit(value: Scalar, scale: float, unit: str) -> str:
+def with_unit(value: Scalar, scale: float, unit: str) -> str:
     text = format_value(value, _decimals(scale))
     return f"{text} {unit}" if unit else text
 
@@ -194,10 +194,20 @@ def choose_profile(product_id: str | None, seen: dict[int, DataPoint]) -> tuple[
     """The shipped profile for a meter: by its product id when a profile lists it, else the one
     whose datapoint map best fits the dp ids and types the meter reported. Returns it and why."""
     profiles = [load_profile(name) for name in shipped_profiles()]
+    chosen = choose_from(profiles, product_id, seen)
+    if chosen is None:
+        return load_profile(DEFAULT_PROFILE), "default (nothing reported yet)"
+    return chosen
+
+
+def choose_from(profiles: list[Profile], product_id: str | None,
+                seen: dict[int, DataPoint]) -> tuple[Profile, str] | None:
     if product_id:
         for p in profiles:
             if product_id in p.product_ids:
                 return p, f"product id {product_id}"
+    if not seen or not profiles:
+        return None
 
     def fit(p: Profile) -> tuple[int, bool]:
         score = 0
@@ -213,8 +223,6 @@ def choose_profile(product_id: str | None, seen: dict[int, DataPoint]) -> tuple[
                 score += 1  # a raw layout of exactly this length (e.g. 10- vs 8-byte phase_a)
         return score, p.name == DEFAULT_PROFILE
 
-    if not seen:
-        return load_profile(DEFAULT_PROFILE), "default (nothing reported yet)"
     best = max(profiles, key=fit)
     return best, f"best fit to {len(seen)} reported datapoints"
 

@@ -61,6 +61,10 @@ class ReplaySession:
         self.machine.link = LinkState.CLOSED
         self.bus.close()
 
+    def use_profile(self, profile: Profile, reason: str) -> None:
+        self.machine.use_profile(profile, reason)
+        self._publish()
+
     async def set_relay(self, on: bool) -> str:
         raise CommandRefused("replay: there is no meter to command")
 

@@ -206,6 +206,11 @@ class HostSession:
                          "check the wiring (adapter TX to module RX, RX to TX, GND) and that the meter is "
                          "powered, or try --baud 115200", "warning")
 
+    def use_profile(self, profile: Profile, reason: str) -> None:
+        """Read the meter through another profile from now on; the panels follow at once."""
+        self.machine.use_profile(profile, reason)
+        self._flush()
+
     # ---- commands --------------------------------------------------------------------------
     async def wait_online(self, timeout: float | None = None) -> None:
         await asyncio.wait_for(self._online.wait(), timeout)

@@ -20,8 +20,10 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Log
 
-from tuimeter.core.events import LinkState
+from tuimeter.analyzer.discovery import Discovery
+from tuimeter.core.events import DatapointReceived, Event, LinkState, ProductInfoReceived
 from tuimeter.core.host import CommandRefused, HostMachine
+from tuimeter.core.profile import Profile
 from tuimeter.host.bus import EventBus
 from tuimeter.host.session import CommandFailed
 from tuimeter.tui.model import FILTERS, MonitorModel, device_rows, leakage_level
@@ -75,6 +77,8 @@ class MeterLink(Protocol):
 
     async def query(self) -> str: ...
 
+    def use_profile(self, profile: Profile, reason: str) -> None: ...
+
 
 class TuimeterApp(App[int]):
     CSS_PATH = "app.tcss"
@@ -86,7 +90,8 @@ class TuimeterApp(App[int]):
         Binding("c", "clear_log", "Clear"),
         Binding("f", "cycle_filter", "Filter"),
         Binding("s", "save_log", "Save"),
-        Binding("t", "cycle_theme", "Theme"),
+        Binding("t", "cycle_theme", "Theme", show=False),  # in help and the palette; the footer is full
+        Binding("d", "discover", "Discover"),
         Binding("question_mark,f1", "help", "Help", key_display="?"),
         Binding("q,ctrl+q", "quit", "Quit"),
     ]
@@ -97,6 +102,8 @@ class TuimeterApp(App[int]):
         self.link = link
         self.model = MonitorModel(clock)
         link.bus.add_listener(self.model.handle)  # before the session starts: nothing is missed
+        self.discovery = Discovery()
+        link.bus.add_listener(self._observe)
         self.clock = clock
         self.save_dir = save_dir or Path.cwd()
         self.theme_choice = theme_choice
@@ -353,6 +360,20 @@ class TuimeterApp(App[int]):
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
 
+    def _observe(self, ev: Event) -> None:
+        if isinstance(ev, DatapointReceived):
+            self.discovery.observe(ev.view.dp, ev.ts.timestamp())
+        elif isinstance(ev, ProductInfoReceived):
+            self.discovery.product_id = ev.info.product_id
+
+    def action_discover(self) -> None:
+        from tuimeter.tui.discovery import DiscoveryScreen
+
+        machine = self.link.machine
+        self.push_screen(DiscoveryScreen(
+            self.discovery, lambda p: self.link.use_profile(p, "edited in the discovery view"), self.save_dir,
+            lambda: machine.product.product_id if machine.product else None))
+
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:  # type: ignore[type-arg]
         yield from super().get_system_commands(screen)
         if not self.read_only:
@@ -363,4 +384,6 @@ class TuimeterApp(App[int]):
         yield SystemCommand("Filter the frame log", "All, no heartbeats, reports only", self.action_cycle_filter)
         yield SystemCommand("Save the frame log", "Write the frame log to a file", self.action_save_log)
         yield SystemCommand("Next tuimeter theme", "Dark, light, high contrast", self.action_cycle_theme)
+        yield SystemCommand("Discover datapoints", "Every dp seen; name, scale, assign, export",
+                            self.action_discover)
         yield SystemCommand("Help", "Keys and panels", self.action_help)

@@ -190,6 +190,7 @@ HELP = """\
 | `f` | filter the frame log: all, no heartbeats, reports only |
 | `s` | save the frame log to a file |
 | `t` | next theme |
+| `d` | discovery: every datapoint seen, its guessed meaning; name, scale, assign to a panel, export |
 | `ctrl+p` | command palette: the same actions |
 | `?` | this help |
 | `q` | quit |
