@@ -20,7 +20,8 @@ or a pyserial URL (socket://host:port, spy:///dev/ttyUSB0?file=trace.txt)."""
 EPILOG = """\
 other commands:
   tuimeter decode [HEX|FILE|-]... [--host FILE] [--mcu FILE] [--json] [--profile NAME|FILE]
-                        decode captured frames
+                 [--export PATH]
+                        decode captured frames (and export what they show as a profile)
   tuimeter replay FILE [--speed X] [--headless] [--log FILE]
                         play a --record recording into the live screen (or headless)
   tuimeter simulate [--link PATH] [--seed N] [--period S] [--speed X]
@@ -117,6 +118,8 @@ def build_decode_parser() -> argparse.ArgumentParser:
     p.add_argument("--mcu", metavar="FILE", help="capture of the MCU (module RX) side")
     p.add_argument("--json", action="store_true", help="JSON for machines")
     p.add_argument("--profile", metavar="NAME|FILE", help="device profile (default: chosen from the capture)")
+    p.add_argument("--export", metavar="PATH",
+                   help="also write what the MCU reported as PATH.toml (a profile) and PATH-autoexec.bat (OpenBeken)")
     return p
 
 

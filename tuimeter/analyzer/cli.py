@@ -4,8 +4,18 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
+from typing import TextIO
 
-from tuimeter.analyzer.decode import InputError, decode_streams, read_input, render_json, render_text
+from tuimeter.analyzer.decode import (
+    InputError,
+    decode_streams,
+    discover_streams,
+    read_input,
+    render_json,
+    render_text,
+)
+from tuimeter.analyzer.export import write_exports
 from tuimeter.core.profile import ProfileError, load_profile
 from tuimeter.recorder import read_recording
 
@@ -34,4 +44,24 @@ def run_decode(args: argparse.Namespace) -> int:
         return 2
     decoded, profile, reason = decode_streams(streams, profile)
     print(render_json(decoded, profile, reason) if args.json else render_text(decoded, profile, reason))
+    if args.export:
+        return _export(streams, args.export, sys.stderr if args.json else sys.stdout)
+    return 0
+
+
+def _export(streams: list[tuple[str, str | None, bytes]], path: str, say: TextIO) -> int:
+    """What the MCU reported, as a profile and an OpenBeken snippet (JSON output stays clean: say on stderr)."""
+    found = discover_streams(streams)
+    if not found.seen:
+        print("tuimeter decode: the captures hold no datapoint report; nothing to export", file=sys.stderr)
+        return 4
+    base = Path(path).with_suffix("") if path.endswith(".toml") else Path(path)
+    ids = (found.product_id,) if found.product_id else ()
+    try:
+        files = write_exports(found.profile(base.name, product_ids=ids), base)
+    except OSError as exc:
+        print(f"tuimeter decode: cannot write the export {path}: {exc.strerror}; choose a writable path",
+              file=sys.stderr)
+        return 1
+    print("exported: " + ", ".join(str(f) for f in files), file=say)
     return 0

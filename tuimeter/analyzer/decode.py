@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tuimeter.analyzer.discovery import Discovery
 from tuimeter.core.commands import Command, command_label, parse_product_info
 from tuimeter.core.datapoints import DataPoint, decode_datapoints
 from tuimeter.core.frames import Frame, Junk, ParseError, StreamParser
@@ -100,6 +101,24 @@ def decode_streams(streams: list[tuple[str, str | None, bytes]], profile: Profil
         for e in events:
             out.items.append(_item(e, label, side, meter, out))
     return out, profile, reason
+
+
+def discover_streams(streams: list[tuple[str, str | None, bytes]]) -> Discovery:
+    """Every dp the MCU reported in the captures, for an export (times: the order of the reports)."""
+    found = Discovery()
+    n = 0
+    for _, side, data in streams:
+        p = StreamParser()
+        for e in p.feed(data) + p.flush():
+            if not isinstance(e, Frame) or direction_of(e, side) != "mcu":
+                continue
+            if e.command == Command.PRODUCT_INFO and e.payload:
+                found.product_id = parse_product_info(e.payload).product_id or found.product_id
+            payload = report_payload(e)
+            for dp in decode_datapoints(payload)[0] if payload is not None else []:
+                n += 1
+                found.observe(dp, float(n))
+    return found
 
 
 def _item(e: Frame | Junk | ParseError, label: str, side: str | None, meter: MeterState,
