@@ -213,3 +213,22 @@ async def test_discovery_view_names_scales_assigns_and_exports(tmp_path: Path) -
     assert (r.current_a, r.power_w, r.voltage_v) == (0.427, 97.2, 230.1)  # the same values the screen showed
     obk = (tmp_path / "discovered-zzplugzzplugzzplu-autoexec.bat").read_text()
     assert "linkTuyaMCUOutputToChannel 21 val" in obk and "Current_div1000" in obk
+
+
+def test_decode_export_of_the_forum_captures_reads_them_back_to_the_thread_values(tmp_path: Path) -> None:
+    from tests.conftest import load_captures
+
+    caps = load_captures()
+    for side in ("mcu", "host"):
+        (tmp_path / f"{side}.txt").write_text("\n".join(c["hex"] for c in caps if c["from"] == side))
+    out = subprocess.run([*TUIMETER, "decode", "--mcu", str(tmp_path / "mcu.txt"), "--host", str(tmp_path / "host.txt"),
+                          "--export", str(tmp_path / "forum-meter")], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    forum = load_profile(str(tmp_path / "forum-meter.toml"))
+    assert sorted(forum.dps) == [6, 16, 19, 105]  # what the meter reported in the thread, nothing more
+    m = MeterState(forum)
+    m.apply(make_datapoint(6, DPType.RAW, bytes.fromhex("09BA000000000000000E")))
+    r = m.reading(datetime.now(UTC))
+    assert (r.voltage_v, r.current_a, r.power_w, r.leakage_ma) == (249.0, 0.0, 0, 14)  # the thread's no-load read
+    obk = (tmp_path / "forum-meter-autoexec.bat").read_text()
+    assert "linkTuyaMCUOutputToChannel 16 bool 1" in obk and "linkTuyaMCUOutputToChannel 6 RAW_TAC2121C_VCP 2" in obk
