@@ -2,12 +2,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.broker import Broker
 from tuimeter.sim.mcu import SimulatedMeter
 from tuimeter.sim.pty_server import PtyMeterServer
 
@@ -32,3 +33,12 @@ async def server(tmp_path: Path) -> AsyncIterator[PtyMeterServer]:
     await srv.start()
     yield srv
     await srv.close()
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Broker]:
+    """A real Mosquitto on a free localhost port, anonymous."""
+    b = Broker(tmp_path)
+    b.start()
+    yield b
+    b.stop()

@@ -95,10 +95,41 @@ def build_parser() -> argparse.ArgumentParser:
                    help="colour theme: tuimeter-dark (default), tuimeter-light, tuimeter-contrast, or a theme file")
     p.add_argument("--profile", default=None, metavar="NAME|FILE",
                    help="device profile (default: picked from the meter's product id or datapoints)")
+    _add_bridges(p)
+    p.add_argument("--print-systemd-unit", action="store_true",
+                   help="print a systemd unit that runs this command line headless, and exit (docs/raspberry-pi.md)")
     p.add_argument("--list-ports", action="store_true", help="list serial ports and exit")
     _add_sim_faults(p, "--demo-faults", "--demo-variant")
     p.add_argument("--version", action="version", version=f"tuimeter {__version__}")
     return p
+
+
+def _metrics_address(text: str) -> tuple[str, int]:
+    from tuimeter.bridge import parse_address
+
+    try:
+        return parse_address(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_bridges(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("home automation (docs/home-automation.md)")
+    g.add_argument("--mqtt", metavar="URL",
+                   help="publish readings and the relay to an MQTT broker with Home Assistant discovery: "
+                        "mqtt://[user[:password]@]host[:port] or mqtts://… (TLS)")
+    g.add_argument("--mqtt-password-file", metavar="FILE",
+                   help="read the MQTT password from FILE (or set $TUIMETER_MQTT_PASSWORD): "
+                        "a password in the URL is visible in the process list")
+    g.add_argument("--mqtt-ca", metavar="FILE", help="with mqtts://: the CA certificate that signed the broker's")
+    g.add_argument("--mqtt-prefix", default="tuimeter", metavar="TOPIC", help="topic prefix (default tuimeter)")
+    g.add_argument("--mqtt-discovery-prefix", default="homeassistant", metavar="TOPIC",
+                   help="Home Assistant discovery prefix (default homeassistant)")
+    g.add_argument("--node-id", metavar="NAME",
+                   help="this meter's name in MQTT topics, Home Assistant ids and the Prometheus 'meter' label "
+                        "(default: host name and port, e.g. pi4-ttyUSB0)")
+    g.add_argument("--metrics", type=_metrics_address, metavar="[HOST:]PORT",
+                   help="serve Prometheus metrics at http://HOST:PORT/metrics (HOST defaults to 127.0.0.1)")
 
 
 def _add_discover(p: argparse.ArgumentParser) -> None:
@@ -188,7 +219,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return run_simulate(build_sim_parser().parse_args(args_list[1:]))
         args = build_parser().parse_args(args_list)
-        return _dispatch(args)
+        return _dispatch(args, args_list)
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # e.g. `tuimeter decode … | head`: the reader has gone, so stop quietly
@@ -196,7 +227,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
 
-def _dispatch(args: argparse.Namespace) -> int:
+def _dispatch(args: argparse.Namespace, argv: list[str]) -> int:
     if args.list_ports:
         from tuimeter.host.transport import list_ports
 
@@ -216,12 +247,27 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _usage("--json goes with --query")
     if args.set_relay is not None and args.query:
         return _usage("--set and --query are separate commands; run one at a time")
-    problem = discover_problem(args)
+    problem = discover_problem(args) or _bridge_problem(args)
     if problem:
         return _usage(problem)
+    if args.print_systemd_unit:
+        from tuimeter.service import print_systemd_unit
+
+        return print_systemd_unit(args, argv)
     from tuimeter.runner import run
 
     return run(args)
+
+
+def _bridge_problem(args: argparse.Namespace) -> str | None:
+    bridged = args.mqtt or args.metrics
+    if bridged and (args.set_relay is not None or args.query or args.discover):
+        return "--mqtt and --metrics go with the live screen or --headless, not --set, --query or --discover"
+    if not args.mqtt and (args.mqtt_password_file or args.mqtt_ca):
+        return "--mqtt-password-file and --mqtt-ca go with --mqtt"
+    if args.print_systemd_unit and (args.demo or not args.port):
+        return "--print-systemd-unit needs the PORT the service should open (e.g. /dev/serial/by-id/…)"
+    return None
 
 
 def discover_problem(args: argparse.Namespace) -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import sys
 import time
@@ -14,12 +15,14 @@ from tuimeter.core.events import (
     CommandFinished,
     Event,
     LinkChanged,
+    LinkState,
     McuRestarted,
     Notice,
     ProductInfoReceived,
     ProfileChosen,
     ReadingUpdated,
     RelayChanged,
+    ServiceChanged,
 )
 from tuimeter.core.meter import Reading
 from tuimeter.host.bus import EventBus
@@ -77,7 +80,19 @@ def event_line(ev: Event) -> str | None:
         return f"{t}  {ev.level}: {ev.text}" if ev.level != "info" else f"{t}  {ev.text}"
     if isinstance(ev, CommandFinished):
         return f"{t}  {ev.message}"
+    if isinstance(ev, ServiceChanged):
+        return f"{t}  {ev.service} {'up' if ev.up else 'down'}" + (f": {ev.detail}" if ev.detail else "")
     return None
+
+
+def journal_priority(ev: Event) -> int:
+    """sd-daemon(3) priority: 3 error, 4 warning, 6 info."""
+    level = getattr(ev, "level", "info")
+    if isinstance(ev, LinkChanged) and ev.state in (LinkState.LINK_LOST, LinkState.RECONNECTING):
+        level = "warning"
+    if isinstance(ev, CommandFinished) and not ev.ok:
+        level = "warning"
+    return {"error": 3, "warning": 4}.get(level, 6)
 
 
 @dataclass
@@ -98,6 +113,8 @@ class HeadlessMonitor:
         # with records on stdout, the human lines move to stderr
         self.out = out or (sys.stderr if options.log == "-" else sys.stdout)
         self.color = self.out.isatty()
+        # under systemd (journald sets JOURNAL_STREAM): no times of our own, a syslog priority instead
+        self.journal = bool(os.environ.get("JOURNAL_STREAM")) and not self.color
         self._last_emit: datetime | None = None
         self._held: ReadingUpdated | None = None  # the newest reading skipped by --every
         self._lines: list[str] = []  # status lines waiting for the next flush
@@ -117,7 +134,7 @@ class HeadlessMonitor:
     def _emit(self, ev: Event) -> None:
         line = status_line(ev.reading, self.color) if isinstance(ev, ReadingUpdated) else event_line(ev)
         if line is not None:
-            self._lines.append(line + "\n")
+            self._lines.append((f"<{journal_priority(ev)}>{line[10:]}" if self.journal else line) + "\n")
         if self.sink is not None:
             self.sink.write(ev)
         if self._due is None and (self._lines or (self.sink is not None and self.sink.pending)):

@@ -110,8 +110,49 @@ async def _run(args: argparse.Namespace) -> int:
                 return EXIT_USAGE
             stack.callback(recorder.close)
             session.add_tap(recorder.tap)
+        problem = await _start_bridges(args, session, stack)
+        if problem is not None:
+            return problem
         return await _front_end(args, session)
     return EXIT_USAGE  # unreachable; keeps type checkers content
+
+
+async def _start_bridges(args: argparse.Namespace, session: HostSession,
+                         stack: contextlib.AsyncExitStack) -> int | None:
+    """--metrics and --mqtt, before the port opens; an exit code when a setting cannot work."""
+    if not (args.mqtt or args.metrics):
+        return None
+    from tuimeter.bridge import default_node_id
+
+    node_id = args.node_id or ("demo" if args.demo else default_node_id(args.port))
+    if args.mqtt:
+        from tuimeter.bridge.mqtt import BrokerRefused, MqttBridge, MqttConfigError, MqttSettings
+
+        try:
+            settings = MqttSettings.parse(args.mqtt, node_id=node_id, prefix=args.mqtt_prefix,
+                                          discovery_prefix=args.mqtt_discovery_prefix,
+                                          password_file=args.mqtt_password_file, ca_file=args.mqtt_ca)
+            bridge = MqttBridge(session, settings, read_only=args.read_only)
+            await bridge.check_login()
+        except (MqttConfigError, BrokerRefused) as exc:
+            print(f"tuimeter: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        bridge.start()
+        stack.push_async_callback(bridge.close)
+    if args.metrics:  # after the MQTT login check: its "up" line must reach the front end
+        from tuimeter.bridge.metrics import MeterCollector, MetricsError, MetricsServer
+        from tuimeter.core.events import ServiceChanged
+
+        server = MetricsServer(MeterCollector(session.machine, session.bus, node_id), *args.metrics)
+        try:
+            server.start()
+        except MetricsError as exc:
+            print(f"tuimeter: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        stack.callback(server.close)
+        up = [ServiceChanged(session.machine.wall_time(), "metrics", True, f"serving {server.url}")]
+        asyncio.get_running_loop().call_soon(session.bus.publish, up)  # once the front end listens
+    return None
 
 
 async def _live(args: argparse.Namespace, session: HostSession | ReplaySession) -> int:

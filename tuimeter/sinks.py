@@ -19,6 +19,7 @@ from tuimeter.core.events import (
     ProfileChosen,
     ReadingUpdated,
     RelayChanged,
+    ServiceChanged,
 )
 from tuimeter.core.meter import Reading
 
@@ -54,6 +55,9 @@ def event_record(ev: Event) -> dict[str, Any] | None:
                 "mcu_version": ev.info.mcu_version, "raw": ev.info.text}
     if isinstance(ev, Notice) and ev.level != "info":
         return {"type": "event", "ts": ts, "event": "notice", "level": ev.level, "text": ev.text}
+    if isinstance(ev, ServiceChanged):
+        return {"type": "event", "ts": ts, "event": f"{ev.service}_{'up' if ev.up else 'down'}",
+                "level": ev.level, "text": ev.detail}
     return None
 
 

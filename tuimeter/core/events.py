@@ -92,6 +92,17 @@ class Notice:
     level: str = "info"  # info, warning, error
 
 
+@dataclass(frozen=True, slots=True)
+class ServiceChanged:
+    """A bridge to the outside (mqtt, metrics) connected, lost its peer, or gave up."""
+
+    ts: datetime
+    service: str  # mqtt, metrics
+    up: bool
+    detail: str = ""
+    level: str = "info"  # info, warning, error
+
+
 @dataclass(eq=False)
 class FrameLogged:
     """A frame in ("in") or out ("out"); the text is worked out only when someone reads it."""
@@ -123,5 +134,6 @@ Event = (
     | CommandFinished
     | ParseProblem
     | Notice
+    | ServiceChanged
     | FrameLogged
 )

@@ -235,7 +235,9 @@ class TuimeterApp(App[int]):
         if self.model.mcu_version:
             product += f" v{self.model.mcu_version}"
         # Text, not markup: the port name and product id are not ours to interpret
-        text = Text.assemble((f"● {m.link.value}", LINK_STYLE.get(m.link, "")),
+        services = [(f"  {name} {'✓' if up else '✗'}", "" if up else "bold red")
+                    for name, up in sorted(self.model.services.items())]
+        text = Text.assemble((f"● {m.link.value}", LINK_STYLE.get(m.link, "")), *services,
                              ("  REPLAY" if self.replaying else "  READ-ONLY", "bold") if self.read_only else "",
                              f"  {self.link.port_label}  {product}  hb {hb}  "
                              f"⇣{m.frames_in} ⇡{m.frames_out}  err {stats.errors}")

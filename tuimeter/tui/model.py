@@ -25,6 +25,7 @@ from tuimeter.core.events import (
     ProfileChosen,
     ReadingUpdated,
     RelayChanged,
+    ServiceChanged,
 )
 from tuimeter.core.meter import MeterState, Reading
 
@@ -115,6 +116,7 @@ class MonitorModel:
         self.log: deque[LogLine] = deque(maxlen=LOG_KEEP)
         self.new_lines: deque[LogLine] = deque(maxlen=LOG_KEEP)  # not on screen yet
         self.notices: list[tuple[str, str]] = []  # (text, severity) to raise as notifications
+        self.services: dict[str, bool] = {}  # mqtt, metrics: up or down, for the header
         self.restarts = 0
         self.dirty = True
 
@@ -146,6 +148,11 @@ class MonitorModel:
             self.relay = ev.on
         elif isinstance(ev, ProfileChosen):
             self._event(ev.ts, f"profile {ev.name} ({ev.reason})")
+        elif isinstance(ev, ServiceChanged):
+            self.services[ev.service] = ev.up
+            self._event(ev.ts, f"{ev.service} {'up' if ev.up else 'down'}: {ev.detail}")
+            if ev.level != "info":
+                self.notices.append((f"{ev.service}: {ev.detail}", "warning" if ev.level == "warning" else "error"))
         elif isinstance(ev, CommandFinished):
             self.notices.append((ev.message, "information" if ev.ok else "error"))
             self._event(ev.ts, ev.message)

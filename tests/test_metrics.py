@@ -1,0 +1,91 @@
+"""--metrics: /metrics scraped over HTTP and read with the Prometheus text parser."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.broker import free_port
+from tuimeter.bridge import parse_address
+from tuimeter.records import read_jsonl
+
+TUIMETER = [sys.executable, "-m", "tuimeter"]
+
+
+def scrape(port: int) -> dict[str, tuple[str, dict[str, float]]]:
+    """metric family → (type, {sample name + labels: value})."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    out: dict[str, tuple[str, dict[str, float]]] = {}
+    for fam in text_string_to_metric_families(text):
+        out[fam.name] = (fam.type, {s.name + str(sorted(s.labels.items())): s.value for s in fam.samples})
+    return out
+
+
+def value(metrics: dict[str, tuple[str, dict[str, float]]], family: str) -> float:
+    (v,) = metrics[family][1].values()
+    return v
+
+
+def test_metrics_follow_the_meter_and_are_conventionally_named(tmp_path: Path) -> None:
+    port = free_port()
+    log = tmp_path / "m.jsonl"
+    proc = subprocess.Popen([*TUIMETER, "--demo", "--headless", "--log", str(log), "--metrics", str(port),
+                             "--node-id", "din1"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                m = scrape(port)
+                if "tuimeter_voltage_volts" in m and value(m, "tuimeter_link_up") == 1:
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "no metrics in 20 s"
+            time.sleep(0.2)
+        m = scrape(port)
+        time.sleep(0.5)  # the log is written once the burst is handled
+        logged = [(r["voltage_v"], r["current_a"], r["power_w"], r["leakage_ma"], r["energy_kwh"])
+                  for r in read_jsonl(log).records if r["type"] == "reading"]
+        scraped = (value(m, "tuimeter_voltage_volts"), value(m, "tuimeter_current_amperes"),
+                   value(m, "tuimeter_power_watts"), round(value(m, "tuimeter_leakage_current_amperes") * 1000, 6),
+                   round(value(m, "tuimeter_energy_joules") / 3.6e6, 6))
+        assert scraped in logged  # a reading the meter gave, in base units
+        assert value(m, "tuimeter_relay_closed") == 1
+        assert m["tuimeter_energy_joules"][0] == "counter" and m["tuimeter_voltage_volts"][0] == "gauge"
+        frames = m["tuimeter_frames"][1]
+        assert frames["tuimeter_frames_total[('direction', 'in'), ('meter', 'din1')]"] > 10
+        assert value(m, "tuimeter_parse_errors") == 0
+        assert 0 <= value(m, "tuimeter_heartbeat_age_seconds") < 20
+        assert m["tuimeter_build_info"][1]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=15)
+    assert proc.returncode == 0 and f"metrics up: serving http://127.0.0.1:{port}/metrics" in out
+
+
+def test_metrics_listen_on_localhost_unless_told() -> None:
+    assert parse_address("9105") == ("127.0.0.1", 9105)
+    assert parse_address("0.0.0.0:9105") == ("0.0.0.0", 9105)
+    assert parse_address("[::1]:9105") == ("::1", 9105)
+    for bad in ("x", "9105:", "70000"):
+        with pytest.raises(ValueError, match="expected"):
+            parse_address(bad)
+
+
+def test_a_busy_metrics_port_is_one_clear_line() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        proc = subprocess.run([*TUIMETER, "--demo", "--headless", "--metrics", str(port)], capture_output=True,
+                              text=True, timeout=30)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"cannot serve metrics on 127.0.0.1:{port}" in proc.stderr.splitlines()[-1]

@@ -1,0 +1,266 @@
+"""--mqtt against a real Mosquitto: Home Assistant discovery, state, relay commands through the one
+command path, a broker that restarts or is not there, and wrong credentials."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+import pytest
+
+from tests.broker import Broker
+from tuimeter.bridge.homeassistant import Identity, Topics, discovery_messages
+from tuimeter.bridge.mqtt import MqttConfigError, MqttSettings
+from tuimeter.records import read_jsonl
+
+TUIMETER = [sys.executable, "-m", "tuimeter"]
+
+
+class Tuimeter:
+    """`tuimeter --demo --headless --mqtt …` as a user runs it, with its output collected."""
+
+    def __init__(self, tmp_path: Path, *args: str) -> None:
+        self.log = tmp_path / "meter.jsonl"
+        self.out = tmp_path / "out.txt"
+        self.proc = subprocess.Popen([*TUIMETER, "--demo", "--headless", "--log", str(self.log), *args],
+                                     stdout=self.out.open("w"), stderr=subprocess.STDOUT)
+
+    def output(self) -> str:
+        return self.out.read_text()
+
+    def wait_output(self, text: str, timeout: float = 20) -> None:
+        deadline = time.monotonic() + timeout
+        while text not in self.output():
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise AssertionError(f"{text!r} not in output:\n{self.output()}")
+            time.sleep(0.1)
+
+    def readings(self) -> list[dict[str, Any]]:
+        return [r for r in read_jsonl(self.log).records if r["type"] == "reading"] if self.log.exists() else []
+
+    def stop(self) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(15)
+
+
+@pytest.fixture
+def run(tmp_path: Path) -> Iterator[Callable[..., Tuimeter]]:
+    started: list[Tuimeter] = []
+
+    def start(*args: str) -> Tuimeter:
+        t = Tuimeter(tmp_path, *args)
+        started.append(t)
+        return t
+
+    yield start
+    for t in started:
+        if t.proc.poll() is None:
+            t.proc.kill()
+            t.proc.wait()
+
+
+class Watcher:
+    """A second MQTT client, like Home Assistant: sees what tuimeter publishes, sends commands."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.latest: dict[str, str] = {}
+        self.counts: dict[str, int] = {}
+
+    async def collect(self, client: aiomqtt.Client) -> None:
+        async for m in client.messages:
+            payload = m.payload.decode() if isinstance(m.payload, bytes) else str(m.payload)
+            self.latest[str(m.topic)] = payload
+            self.counts[str(m.topic)] = self.counts.get(str(m.topic), 0) + 1
+
+    async def until(self, pred: Callable[[], bool], timeout: float = 20) -> None:
+        deadline = time.monotonic() + timeout
+        while not pred():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"not seen in {timeout} s; topics: {sorted(self.latest)}")
+            await asyncio.sleep(0.05)
+
+
+async def watching(port: int, body: Callable[[aiomqtt.Client, Watcher], Any]) -> None:
+    w = Watcher(port)
+    async with aiomqtt.Client("127.0.0.1", port) as client:
+        await client.subscribe("#")
+        collector = asyncio.create_task(w.collect(client))
+        try:
+            await body(client, w)
+        finally:
+            collector.cancel()
+
+
+def state(w: Watcher, node: str = "t1") -> dict[str, Any]:
+    return dict(json.loads(w.latest.get(f"tuimeter/{node}/state", "{}")))
+
+
+def config(w: Watcher, component: str, key: str, node: str = "t1") -> dict[str, Any]:
+    return dict(json.loads(w.latest[f"homeassistant/{component}/{node}_{key}/config"]))
+
+
+# ---- against a real broker -------------------------------------------------------------------
+
+async def test_discovery_state_and_relay_round_trip(broker: Broker, run: Callable[..., Tuimeter]) -> None:
+    t = run("--mqtt", broker.url, "--node-id", "t1")
+
+    async def body(client: aiomqtt.Client, w: Watcher) -> None:
+        await w.until(lambda: config_ready(w) and state(w).get("voltage_v") is not None)
+        volts = config(w, "sensor", "voltage")
+        assert (volts["device_class"], volts["unit_of_measurement"], volts["state_class"]) == \
+            ("voltage", "V", "measurement")
+        assert volts["state_topic"] == "tuimeter/t1/state" and volts["value_template"] == "{{ value_json.voltage_v }}"
+        assert volts["unique_id"] == "t1_voltage"
+        assert [a["topic"] for a in volts["availability"]] == ["tuimeter/t1/availability", "tuimeter/t1/meter"]
+        energy = config(w, "sensor", "energy")
+        assert (energy["unit_of_measurement"], energy["state_class"]) == ("kWh", "total_increasing")
+        assert config(w, "sensor", "leakage")["unit_of_measurement"] == "mA"
+        assert config(w, "binary_sensor", "fault")["device_class"] == "problem"
+        switch = config(w, "switch", "relay")
+        assert switch["command_topic"] == "tuimeter/t1/relay/set" and switch["state_topic"] == "tuimeter/t1/relay"
+        await w.until(lambda: config(w, "switch", "relay")["device"].get("serial_number") == "FSE-F723C558128885")
+        device = config(w, "switch", "relay")["device"]
+        assert device["model"] == "r9kg2g1uhhyicycb" and device["identifiers"] == ["tuimeter_t1"]
+        await w.until(lambda: w.latest["tuimeter/t1/meter"] == "online")  # once start-up is complete
+        assert w.latest["tuimeter/t1/availability"] == "online"
+        assert w.latest["tuimeter/t1/relay"] == "ON"
+        # the state topic carries the readings the local log has
+        await w.until(lambda: state(w) in [{**r} for r in t.readings()])
+
+        # a command from "Home Assistant": switched by the meter, confirmed by its report
+        await client.publish("tuimeter/t1/relay/set", "OFF", qos=1)
+        await w.until(lambda: w.latest["tuimeter/t1/relay"] == "OFF")
+        await w.until(lambda: state(w).get("relay") is False)
+        t.wait_output("relay off (confirmed by the meter)")
+        await client.publish("tuimeter/t1/relay/set", "ON", qos=1)
+        await w.until(lambda: w.latest["tuimeter/t1/relay"] == "ON")
+
+        # Home Assistant restarts: it announces itself and gets the configs again
+        before = w.counts["homeassistant/sensor/t1_voltage/config"]
+        await client.publish("homeassistant/status", "online")
+        await w.until(lambda: w.counts["homeassistant/sensor/t1_voltage/config"] > before)
+
+    await watching(broker.port, body)
+    assert t.stop() == 0
+    async with aiomqtt.Client("127.0.0.1", broker.port) as c:  # a clean stop says offline (retained)
+        await c.subscribe("tuimeter/t1/availability")
+        async with asyncio.timeout(5):
+            async for m in c.messages:
+                assert m.payload == b"offline"
+                break
+
+
+def config_ready(w: Watcher) -> bool:
+    return all(f"homeassistant/{c}/t1_{k}/config" in w.latest for c, k in
+               (("sensor", "voltage"), ("sensor", "energy"), ("sensor", "leakage"), ("switch", "relay"),
+                ("binary_sensor", "fault"), ("sensor", "faults")))
+
+
+async def test_retained_command_is_ignored_and_read_only_refuses(broker: Broker,
+                                                                run: Callable[..., Tuimeter]) -> None:
+    async with aiomqtt.Client("127.0.0.1", broker.port) as c:  # left behind by some other client
+        await c.publish("tuimeter/t1/relay/set", "OFF", qos=1, retain=True)
+    t = run("--mqtt", broker.url, "--node-id", "t1", "--read-only")
+
+    async def body(client: aiomqtt.Client, w: Watcher) -> None:
+        await w.until(lambda: "homeassistant/binary_sensor/t1_relay/config" in w.latest
+                      and w.latest.get("tuimeter/t1/relay") == "ON")
+        # read-only: the relay is a binary sensor, and the switch entity is removed
+        assert json.loads(w.latest["homeassistant/binary_sensor/t1_relay/config"])["device_class"] == "power"
+        assert w.latest["homeassistant/switch/t1_relay/config"] == ""
+        t.wait_output("ignored a retained relay command")
+        await client.publish("tuimeter/t1/relay/set", "OFF", qos=1)
+        t.wait_output("relay command from MQTT refused: read-only mode")
+        await asyncio.sleep(1.0)
+        assert w.latest["tuimeter/t1/relay"] == "ON" and state(w)["relay"] is True
+
+    await watching(broker.port, body)
+    assert t.stop() == 0
+    assert all(r["relay"] is not False for r in t.readings())  # the relay was never switched
+
+
+async def test_broker_restart_mid_run_keeps_logging_and_reconnects(broker: Broker,
+                                                                  run: Callable[..., Tuimeter]) -> None:
+    t = run("--mqtt", broker.url, "--node-id", "t1")
+    t.wait_output("mqtt up: connected")
+    broker.stop()
+    t.wait_output("mqtt down: lost the broker")
+    during = len(t.readings())
+    await asyncio.sleep(3)
+    assert len(t.readings()) > during  # readings go on being logged here while the broker is away
+    broker.start()
+
+    async def body(client: aiomqtt.Client, w: Watcher) -> None:
+        await w.until(lambda: state(w).get("voltage_v") is not None and config_ready(w), 30)
+
+    await watching(broker.port, body)
+    assert t.output().count("mqtt up: connected") == 2
+    assert t.proc.poll() is None and t.stop() == 0
+    assert "Traceback" not in t.output()
+
+
+async def test_no_broker_at_start_is_reported_and_the_meter_runs(tmp_path: Path,
+                                                                run: Callable[..., Tuimeter]) -> None:
+    from tests.broker import free_port
+
+    t = run("--mqtt", f"mqtt://127.0.0.1:{free_port()}", "--node-id", "t1")
+    t.wait_output("mqtt down: cannot reach the broker")
+    t.wait_output(" kWh")
+    assert t.stop() == 0 and t.readings()
+
+
+def test_wrong_credentials_are_one_clear_line_and_the_right_ones_work(tmp_path: Path) -> None:
+    b = Broker(tmp_path, users={"meter": "s3cret"})
+    b.start()
+    try:
+        proc = subprocess.run([*TUIMETER, "--demo", "--headless", "--mqtt", f"mqtt://meter:wrong@127.0.0.1:{b.port}"],
+                              capture_output=True, text=True, timeout=30)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr
+        last = proc.stderr.strip().splitlines()[-1]
+        assert "refused the login" in last and "user 'meter'" in last and "--mqtt-password-file" in last
+        pw = tmp_path / "pw"
+        pw.write_text("s3cret\n")
+        ok = subprocess.Popen([*TUIMETER, "--demo", "--headless", "--mqtt", f"mqtt://meter@127.0.0.1:{b.port}",
+                               "--mqtt-password-file", str(pw)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True)
+        time.sleep(4)
+        ok.send_signal(signal.SIGTERM)
+        out, _ = ok.communicate(timeout=15)
+        assert ok.returncode == 0 and "mqtt up: connected" in out
+    finally:
+        b.stop()
+
+
+# ---- settings and payloads -------------------------------------------------------------------
+
+def test_password_sources_and_bad_urls(tmp_path: Path) -> None:
+    pw = tmp_path / "pw"
+    pw.write_text("from-file\n")
+    s = MqttSettings.parse("mqtts://meter:url%40pw@broker.lan", node_id="n")
+    assert (s.host, s.port, s.tls, s.username, s.password) == ("broker.lan", 8883, True, "meter", "url@pw")
+    assert MqttSettings.parse("mqtt://meter@h", node_id="n", password_file=str(pw)).password == "from-file"
+    assert MqttSettings.parse("mqtt://meter@h", node_id="n", env={"TUIMETER_MQTT_PASSWORD": "env"}).password == "env"
+    for url, message in (("http://h", "use mqtt://"), ("mqtt://h:99999", "port"), ("mqtt://", "no broker host")):
+        with pytest.raises(MqttConfigError, match=message):
+            MqttSettings.parse(url, node_id="n")
+    with pytest.raises(MqttConfigError, match="no such file"):
+        MqttSettings.parse("mqtts://h", node_id="n", ca_file=str(tmp_path / "none.pem"))
+    with pytest.raises(MqttConfigError, match="--node-id"):
+        MqttSettings.parse("mqtt://h", node_id="a/+")
+
+
+def test_discovery_payloads_name_every_entity_once() -> None:
+    msgs = discovery_messages(Topics("tuimeter", "n"), Identity("pid", "1.0.0", "FSE-1"), relay_writable=True)
+    configs = {topic: json.loads(p) for topic, p in msgs if p}
+    ids = [c["unique_id"] for c in configs.values()]
+    assert len(ids) == len(set(ids)) == 8
+    assert all(c["device"]["serial_number"] == "FSE-1" and c["device"]["model"] == "pid" for c in configs.values())

@@ -1,0 +1,67 @@
+"""Running as a service on a Pi: the generated systemd unit, journald-friendly lines, the header."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.tui_support import OfflineLink
+from tuimeter.core.events import ServiceChanged
+from tuimeter.tui.app import TuimeterApp
+from tuimeter.tui.widgets import StatusBar
+
+TUIMETER = [sys.executable, "-m", "tuimeter"]
+
+
+def test_systemd_unit_runs_this_command_line_headless(tmp_path: Path) -> None:
+    proc = subprocess.run([*TUIMETER, "/dev/serial/by-id/usb-FTDI-if00", "--log", "meter.jsonl",
+                           "--mqtt", "mqtt://meter:s3cret@broker.lan", "--metrics", "9105",
+                           "--print-systemd-unit"], capture_output=True, text=True, cwd=tmp_path, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    unit = proc.stdout
+    assert "[Service]" in unit and "Restart=on-failure" in unit and "WantedBy=multi-user.target" in unit
+    (exec_line,) = [ln for ln in unit.splitlines() if ln.startswith("ExecStart=")]
+    argv = shlex.split(exec_line.removeprefix("ExecStart="))
+    assert Path(argv[0]).name in ("tuimeter", "python") or argv[:3][-1] == "tuimeter"
+    assert "/dev/serial/by-id/usb-FTDI-if00" in argv and "--headless" in argv
+    assert argv[argv.index("--log") + 1] == str(tmp_path / "meter.jsonl")  # systemd starts services in /
+    assert argv[argv.index("--mqtt") + 1] == "mqtt://meter@broker.lan"  # no password in the process list
+    assert "s3cret" not in unit and "--mqtt-password-file" in unit
+    assert "--print-systemd-unit" not in argv
+
+
+def test_systemd_unit_needs_a_port() -> None:
+    proc = subprocess.run([*TUIMETER, "--demo", "--print-systemd-unit"], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 2 and "needs the PORT" in proc.stderr
+
+
+def test_journald_lines_carry_a_priority_and_no_time_of_their_own() -> None:
+    env = {**os.environ, "JOURNAL_STREAM": "8:12345"}
+    proc = subprocess.Popen([*TUIMETER, "--demo", "--headless"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            text=True, env=env)
+    time.sleep(3)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=15)
+    lines = out.splitlines()
+    assert lines and all(ln[:3] in ("<3>", "<4>", "<6>") for ln in lines)
+    assert any(ln.startswith("<6>link online") for ln in lines)
+    assert not any(ln[3:5].isdigit() and ln[5] == ":" for ln in lines)  # journald adds the time
+
+
+async def test_header_shows_the_bridges() -> None:
+    link = OfflineLink()
+    app = TuimeterApp(link, clock=link.clock)
+    link.run(5)
+    async with app.run_test(size=(160, 48)) as pilot:
+        link.bus.publish([ServiceChanged(link.wall(), "mqtt", True, "connected")])
+        await pilot.pause(0.6)
+        assert "mqtt ✓" in str(app.query_one(StatusBar).render())
+        link.bus.publish([ServiceChanged(link.wall(), "mqtt", False, "lost the broker", "warning")])
+        await pilot.pause(0.6)
+        assert "mqtt ✗" in str(app.query_one(StatusBar).render())
+        assert any("lost the broker" in n.message for n in app._notifications)

@@ -1,0 +1,108 @@
+"""`--metrics [HOST:]PORT`: a Prometheus /metrics endpoint (prometheus-client, its own thread).
+
+Values are read at scrape time from what the event stream last said, so a scrape costs the meter
+loop nothing. Names follow Prometheus conventions: base units (volts, amperes, watts, joules),
+`_total` on counters. A value the meter has not reported is left out rather than shown as 0.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from tuimeter import __version__
+from tuimeter.core.events import Event, LinkState, ReadingUpdated
+from tuimeter.core.host import HostMachine
+from tuimeter.core.meter import Reading
+from tuimeter.host.bus import EventBus
+
+
+class MetricsError(Exception):
+    """The endpoint could not be served; the message names the address and the fix."""
+
+
+class MeterCollector(Collector):
+    def __init__(self, machine: HostMachine, bus: EventBus, meter: str,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.machine = machine
+        self.meter = meter
+        self._clock = clock
+        self._reading: Reading | None = None
+        bus.add_listener(self._on_event)
+
+    def _on_event(self, ev: Event) -> None:
+        if isinstance(ev, ReadingUpdated):
+            self._reading = ev.reading  # one reference swap: the scrape thread sees old or new, never half
+
+    def collect(self) -> Iterable[Metric]:
+        r, m, labels = self._reading, self.machine, [self.meter]
+
+        def gauge(name: str, doc: str, value: float | None) -> Iterable[Metric]:
+            if value is not None:
+                g = GaugeMetricFamily(name, doc, labels=["meter"])
+                g.add_metric(labels, float(value))
+                yield g
+
+        if r is not None:
+            yield from gauge("tuimeter_voltage_volts", "Mains voltage the meter reports", r.voltage_v)
+            yield from gauge("tuimeter_current_amperes", "Load current", r.current_a)
+            yield from gauge("tuimeter_power_watts", "Active power", r.power_w)
+            leak = None if r.leakage_ma is None else r.leakage_ma / 1000
+            yield from gauge("tuimeter_leakage_current_amperes", "Residual (earth-leakage) current", leak)
+            yield from gauge("tuimeter_relay_closed", "1 when the meter reports its relay on",
+                             None if r.relay is None else int(r.relay))
+            yield from gauge("tuimeter_faults_active", "How many fault bits the meter reports",
+                             None if r.faults is None else len(r.faults))
+            if r.energy_kwh is not None:
+                energy = CounterMetricFamily("tuimeter_energy_joules", "Energy counter of the meter "
+                                             "(it drops when the meter's counter is cleared)", labels=["meter"])
+                energy.add_metric(labels, r.energy_kwh * 3.6e6)
+                yield energy
+        yield from gauge("tuimeter_link_up", "1 when the meter answers heartbeats", int(m.link is LinkState.ONLINE))
+        hb = m.last_heartbeat_reply
+        yield from gauge("tuimeter_heartbeat_age_seconds", "Seconds since the meter last answered a heartbeat",
+                         None if hb is None else max(0.0, self._clock() - hb))
+        frames = CounterMetricFamily("tuimeter_frames", "TuyaMCU frames", labels=["meter", "direction"])
+        frames.add_metric([self.meter, "in"], m.frames_in)
+        frames.add_metric([self.meter, "out"], m.frames_out)
+        yield frames
+        errors = CounterMetricFamily("tuimeter_parse_errors", "Bad checksums, impossible lengths, stalled frames",
+                                     labels=["meter"])
+        errors.add_metric(labels, m.parser.stats.errors)
+        yield errors
+        info = GaugeMetricFamily("tuimeter_build_info", "tuimeter version", labels=["meter", "version"])
+        info.add_metric([self.meter, __version__], 1)
+        yield info
+
+
+class MetricsServer:
+    def __init__(self, collector: MeterCollector, host: str, port: int) -> None:
+        self.registry = CollectorRegistry()
+        self.registry.register(collector)
+        self.host, self.port = host, port
+        self._server: WSGIServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        try:
+            self._server, self._thread = start_http_server(self.port, self.host, self.registry)
+        except OSError as exc:
+            raise MetricsError(f"cannot serve metrics on {self.host}:{self.port}: {exc.strerror}; "
+                               "choose another port with --metrics") from None
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}/metrics"
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None

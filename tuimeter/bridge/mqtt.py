@@ -1,0 +1,311 @@
+"""`--mqtt URL`: readings and the relay to an MQTT broker, with Home Assistant discovery.
+
+The bridge is one more consumer of the session's event stream, and relay commands from MQTT go
+through the session's `set_relay()`, the same single command path as the keyboard: read-only mode
+refuses them, and the relay topic changes only when the meter itself reports the new state.
+A broker that is down or unreachable never stops the meter: the bridge retries with backoff and
+says so on the event stream (headless lines, the screen's header).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import ssl
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import unquote, urlsplit
+
+import aiomqtt
+
+from tuimeter.bridge.homeassistant import OFFLINE, ONLINE, RELAY_OFF, RELAY_ON, Identity, Topics, discovery_messages
+from tuimeter.core.events import (
+    Event,
+    LinkChanged,
+    LinkState,
+    ProductInfoReceived,
+    ReadingUpdated,
+    RelayChanged,
+    ServiceChanged,
+)
+from tuimeter.core.host import CommandRefused, HostMachine, _local_now
+from tuimeter.core.meter import Reading
+from tuimeter.host.bus import EventBus
+
+PASSWORD_ENV = "TUIMETER_MQTT_PASSWORD"
+RECONNECT_MIN, RECONNECT_MAX = 1.0, 15.0
+
+
+class MqttConfigError(ValueError):
+    """An --mqtt setting that cannot work; the message says which and how to fix it."""
+
+
+class BrokerRefused(Exception):
+    """The broker refused the login: wrong user or password, or not authorised."""
+
+
+class MeterLink(Protocol):
+    machine: HostMachine
+    bus: EventBus
+
+    async def set_relay(self, on: bool) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class MqttSettings:
+    host: str
+    port: int
+    tls: bool
+    username: str | None
+    password: str | None
+    ca_file: str | None
+    topics: Topics
+
+    @property
+    def where(self) -> str:
+        return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
+
+    @classmethod
+    def parse(cls, url: str, *, node_id: str, prefix: str = "tuimeter", discovery_prefix: str = "homeassistant",
+              password_file: str | None = None, ca_file: str | None = None,
+              env: dict[str, str] | None = None) -> MqttSettings:
+        """From `mqtt://user:pass@host:1883` or `mqtts://…`; the password may instead come from
+        --mqtt-password-file or $TUIMETER_MQTT_PASSWORD, which keep it out of the process list."""
+        parts = urlsplit(url if "://" in url else f"mqtt://{url}")
+        if parts.scheme not in ("mqtt", "mqtts"):
+            raise MqttConfigError(f"--mqtt {url}: use mqtt://host[:port] or mqtts://host[:port]")
+        try:
+            port = parts.port
+        except ValueError:
+            raise MqttConfigError(f"--mqtt {url}: the port is not a number 1-65535") from None
+        if not parts.hostname:
+            raise MqttConfigError(f"--mqtt {url}: no broker host (e.g. mqtt://localhost)")
+        tls = parts.scheme == "mqtts"
+        password = unquote(parts.password) if parts.password is not None else None
+        if password_file:
+            try:
+                password = Path(password_file).read_text(encoding="utf-8").strip("\r\n")
+            except OSError as exc:
+                raise MqttConfigError(f"--mqtt-password-file {password_file}: {exc.strerror}") from None
+        elif password is None:
+            password = (env if env is not None else dict(os.environ)).get(PASSWORD_ENV)
+        if ca_file and not Path(ca_file).is_file():
+            raise MqttConfigError(f"--mqtt-ca {ca_file}: no such file")
+        if ca_file and not tls:
+            raise MqttConfigError("--mqtt-ca goes with an mqtts:// URL")
+        for name, value in (("--mqtt-prefix", prefix), ("--node-id", node_id),
+                            ("--mqtt-discovery-prefix", discovery_prefix)):
+            if not value or any(c in value for c in "+#") or value.startswith("/") or value.endswith("/"):
+                raise MqttConfigError(f"{name} {value!r}: a topic part with no + # or leading/trailing /")
+        return cls(parts.hostname, port or (8883 if tls else 1883), tls,
+                   unquote(parts.username) if parts.username else None, password, ca_file,
+                   Topics(prefix, node_id, discovery_prefix))
+
+
+def _refused(exc: aiomqtt.MqttError) -> bool:
+    """A CONNACK refusal that retrying will not cure: bad user name or password, not authorised."""
+    rc = getattr(exc, "rc", None)
+    value = getattr(rc, "value", rc)
+    return value in (4, 5, 134, 135)
+
+
+class MqttBridge:
+    def __init__(self, link: MeterLink, settings: MqttSettings, read_only: bool,
+                 clock: Callable[[], datetime] = _local_now) -> None:
+        self.link = link
+        self.settings = settings
+        self.topics = settings.topics
+        self.read_only = read_only
+        self._now = clock
+        self._reading: Reading | None = None
+        self._relay: bool | None = None
+        self._meter_online = False
+        self._identity = Identity()
+        self._dirty = asyncio.Event()
+        self._discovery_due = True
+        self._client: aiomqtt.Client | None = None
+        self._runner: asyncio.Task[None] | None = None
+        self._commands: set[asyncio.Task[None]] = set()
+        self.connected = False
+        self.published = 0
+        self._sent: dict[str, str] = {}  # what this connection last published per topic
+        link.bus.add_listener(self._on_event)
+
+    # ---- what the meter says ---------------------------------------------------------------
+    def _on_event(self, ev: Event) -> None:
+        if isinstance(ev, ReadingUpdated):
+            self._reading = ev.reading
+            breaker = self.link.machine.meter.values.get("breaker_id")
+            if isinstance(breaker, str) and breaker != self._identity.breaker_id:
+                self._identity = Identity(self._identity.product_id, self._identity.mcu_version, breaker)
+                self._discovery_due = True
+        elif isinstance(ev, RelayChanged):
+            self._relay = ev.on
+        elif isinstance(ev, LinkChanged):
+            self._meter_online = ev.state is LinkState.ONLINE
+        elif isinstance(ev, ProductInfoReceived):
+            ident = Identity(ev.info.product_id, ev.info.mcu_version, self._identity.breaker_id)
+            self._discovery_due |= ident != self._identity
+            self._identity = ident
+        else:
+            return
+        self._dirty.set()
+
+    # ---- lifecycle -------------------------------------------------------------------------
+    def _client_for(self) -> aiomqtt.Client:
+        s = self.settings
+        tls = aiomqtt.TLSParameters(ca_certs=s.ca_file, cert_reqs=ssl.CERT_REQUIRED) if s.tls else None
+        return aiomqtt.Client(s.host, s.port, username=s.username, password=s.password,
+                              identifier=f"tuimeter-{self.topics.node_id}", keepalive=30, tls_params=tls,
+                              will=aiomqtt.Will(self.topics.availability, OFFLINE, qos=1, retain=True))
+
+    async def check_login(self, timeout: float = 5.0) -> None:
+        """Try the broker once at start: a refused login is a setting to fix now (BrokerRefused);
+        a broker that cannot be reached is only reported, and the bridge keeps trying."""
+        try:
+            async with asyncio.timeout(timeout):
+                async with self._client_for():
+                    pass
+        except aiomqtt.MqttError as exc:
+            if _refused(exc):
+                raise BrokerRefused(self._refusal_text(exc)) from None
+        except TimeoutError:
+            pass
+
+    def _refusal_text(self, exc: aiomqtt.MqttError) -> str:
+        who = f"user {self.settings.username!r}" if self.settings.username else "no user name"
+        return (f"MQTT broker {self.settings.where} refused the login ({exc}; {who}); check the user in the "
+                f"URL and the password (--mqtt-password-file or ${PASSWORD_ENV})")
+
+    def start(self) -> None:
+        self._runner = asyncio.create_task(self._run(), name="tuimeter-mqtt")
+
+    async def close(self) -> None:
+        """Say "offline" on purpose (the Last Will is for when we cannot), then disconnect."""
+        client = self._client
+        if client is not None and self.connected:
+            with contextlib.suppress(aiomqtt.MqttError, asyncio.TimeoutError):
+                async with asyncio.timeout(2):
+                    await client.publish(self.topics.availability, OFFLINE, qos=1, retain=True)
+        if self._runner is not None:
+            self._runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._runner
+
+    async def _run(self) -> None:
+        delay = RECONNECT_MIN
+        while True:
+            try:
+                async with self._client_for() as client:
+                    self._client = client
+                    await self._on_connected(client)
+                    delay = RECONNECT_MIN
+                    async with asyncio.TaskGroup() as tg:
+                        tg.create_task(self._publisher(client))
+                        tg.create_task(self._listener(client))
+            except* aiomqtt.MqttError as group:
+                exc = group.exceptions[0]
+                assert isinstance(exc, aiomqtt.MqttError)
+                self._down(exc, delay)
+            self._client = None
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RECONNECT_MAX)
+
+    def _down(self, exc: aiomqtt.MqttError, delay: float) -> None:
+        was = self.connected
+        self.connected = False
+        if _refused(exc):
+            text, level = self._refusal_text(exc), "error"
+        elif was:
+            text, level = f"lost the broker {self.settings.where} ({exc}); readings are still logged here", "warning"
+        else:
+            text, level = f"cannot reach the broker {self.settings.where} ({exc})", "warning"
+        self._service(False, f"{text}; retrying in {delay:g} s", level)
+
+    def _service(self, up: bool, detail: str, level: str = "info") -> None:
+        self.link.bus.publish([ServiceChanged(self._now(), "mqtt", up, detail, level)])
+
+    async def _on_connected(self, client: aiomqtt.Client) -> None:
+        t = self.topics
+        await client.subscribe(t.relay_set, qos=1)
+        await client.subscribe(t.ha_status, qos=1)
+        await client.publish(t.availability, ONLINE, qos=1, retain=True)
+        self._sent.clear()  # a new connection (perhaps a restarted broker without its retained store): all again
+        self._discovery_due = True
+        self._dirty.set()
+        self.connected = True
+        self._service(True, f"connected to {self.settings.where} as {t.base}")
+
+    # ---- out: state and discovery ----------------------------------------------------------
+    async def _publisher(self, client: aiomqtt.Client) -> None:
+        while True:
+            await self._dirty.wait()
+            self._dirty.clear()
+            await self._publish_all(client)
+
+    async def _publish_all(self, client: aiomqtt.Client) -> None:
+        t = self.topics
+        if self._discovery_due:
+            self._discovery_due = False
+            writable = not self.read_only and not self.link.machine.config.listen_only
+            for topic, payload in discovery_messages(t, self._identity, writable):
+                await self._send(client, topic, payload, again=True)
+        await self._send(client, t.meter, ONLINE if self._meter_online else OFFLINE)
+        if self._reading is not None:
+            await self._send(client, t.state, json.dumps(self._reading.as_record(), separators=(",", ":")))
+        if self._relay is not None:
+            await self._send(client, t.relay, RELAY_ON if self._relay else RELAY_OFF)
+
+    async def _send(self, client: aiomqtt.Client, topic: str, payload: str, again: bool = False) -> None:
+        """Publish retained, unless this connection already published exactly this."""
+        if not again and self._sent.get(topic) == payload:
+            return
+        await client.publish(topic, payload, qos=1, retain=True)
+        self._sent[topic] = payload
+        self.published += 1
+
+    # ---- in: relay commands and Home Assistant's birth message -----------------------------
+    async def _listener(self, client: aiomqtt.Client) -> None:
+        async for message in client.messages:
+            topic = str(message.topic)
+            payload = message.payload.decode("utf-8", "replace").strip() if isinstance(
+                message.payload, bytes | bytearray) else str(message.payload)
+            if topic == self.topics.ha_status and payload == ONLINE:
+                self._discovery_due = True  # Home Assistant restarted: it needs the configs again
+                self._dirty.set()
+            elif topic == self.topics.relay_set:
+                self._relay_command(payload, message.retain)
+
+    def _relay_command(self, payload: str, retained: bool) -> None:
+        if retained:  # someone left a retained command: acting on it would switch mains on every reconnect
+            self._service(True, f"ignored a retained relay command {payload!r} on {self.topics.relay_set}; "
+                                "publish commands without retain", "warning")
+            return
+        word = payload.upper()
+        if word not in (RELAY_ON, RELAY_OFF):
+            self._service(True, f"relay command {payload!r} on {self.topics.relay_set} is not ON or OFF", "warning")
+            return
+        task = asyncio.create_task(self._switch(word == RELAY_ON))
+        self._commands.add(task)
+        task.add_done_callback(self._commands.discard)
+
+    async def _switch(self, on: bool) -> None:
+        try:
+            await self._guarded(self.link.set_relay(on))
+        finally:
+            self._dirty.set()  # the relay topic shows the meter's state, whatever became of the command
+
+    async def _guarded(self, call: Awaitable[str]) -> None:
+        try:
+            message = await call
+        except CommandRefused as exc:
+            self._service(True, f"relay command from MQTT refused: {exc}", "warning")
+        except Exception as exc:  # CommandFailed, or anything else: said once, the bridge goes on
+            self._service(True, f"relay command from MQTT: {exc}", "warning")
+        else:
+            self._service(True, f"relay command from MQTT: {message}")

@@ -1,0 +1,95 @@
+"""`--print-systemd-unit`: the command line it is given, as a systemd service (docs/raspberry-pi.md)."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import shlex
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+# options whose value is a file: systemd starts services in /, so relative paths must become absolute
+PATH_OPTIONS = ("--log", "--record", "--mqtt-password-file", "--mqtt-ca", "--profile", "--theme")
+
+
+def _program() -> list[str]:
+    script = Path(sys.executable).with_name("tuimeter")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "tuimeter"]
+
+
+def _without_password(url: str) -> tuple[str, bool]:
+    parts = urlsplit(url if "://" in url else f"mqtt://{url}")
+    if parts.password is None:
+        return url, False
+    user = parts.username or ""
+    netloc = f"{user}@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc)), True
+
+
+def service_argv(argv: list[str]) -> tuple[list[str], list[str]]:
+    """The arguments the service runs with, and notes for the reader of the unit."""
+    out, notes = [], []
+    items = list(argv)
+    i = 0
+    while i < len(items):
+        arg = items[i]
+        opt, eq, inline = arg.partition("=")
+        value = inline if eq else (items[i + 1] if i + 1 < len(items) else "")
+        takes_value = opt in PATH_OPTIONS or opt == "--mqtt"
+        if arg == "--print-systemd-unit":
+            i += 1
+            continue
+        if takes_value:
+            if opt == "--mqtt":
+                value, had = _without_password(value)
+                if had:
+                    notes.append("the MQTT password was left out of ExecStart (anyone can read it there): "
+                                 "put it in a file only the service user can read and add --mqtt-password-file")
+            elif opt != "--profile" or os.path.exists(value):
+                value = value if value == "-" else os.path.abspath(value)
+            out += [opt, value]
+            i += 1 if eq else 2
+            continue
+        out.append(arg)
+        i += 1
+    if "--headless" not in out:
+        out.append("--headless")
+    return out, notes
+
+
+def systemd_unit(argv: list[str], port: str, user: str | None = None) -> str:
+    args, notes = service_argv(argv)
+    lines = [
+        "# tuimeter as a service: save as /etc/systemd/system/tuimeter.service, then",
+        "#   sudo systemctl daemon-reload && sudo systemctl enable --now tuimeter",
+        "#   journalctl -u tuimeter -f",
+        *[f"# NOTE: {n}" for n in notes],
+        "[Unit]",
+        f"Description=tuimeter: TuyaMCU energy meter on {port}",
+        "After=network-online.target",
+        "Wants=network-online.target",
+        "",
+        "[Service]",
+        "Type=simple",
+        f"User={user or getpass.getuser()}",
+        "# the serial port's group (ls -l the device: dialout, or plugdev on some Raspberry Pi OS releases)",
+        "SupplementaryGroups=dialout",
+        f"ExecStart={shlex.join(_program() + args)}",
+        "Environment=PYTHONUNBUFFERED=1",
+        "Restart=on-failure",
+        "RestartSec=5",
+        "# SIGTERM stops it cleanly: records flushed, MQTT told 'offline', port closed",
+        "KillSignal=SIGTERM",
+        "TimeoutStopSec=10",
+        "",
+        "[Install]",
+        "WantedBy=multi-user.target",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def print_systemd_unit(args: argparse.Namespace, argv: list[str]) -> int:
+    sys.stdout.write(systemd_unit(argv, args.port))
+    return 0
