@@ -33,12 +33,17 @@ def free_port() -> int:
 
 
 class Broker:
-    def __init__(self, folder: Path, users: dict[str, str] | None = None) -> None:
+    def __init__(self, folder: Path, users: dict[str, str] | None = None, tls: bool = False) -> None:
         self.binary = require_mosquitto()
         self.port = free_port()
         self.conf = folder / "mosquitto.conf"
         # started as root, mosquitto drops to user "mosquitto", which cannot read pytest's private folders
         lines = [f"listener {self.port} 127.0.0.1", "persistence false", f"user {getpass.getuser()}"]
+        if tls:
+            ca, cert, key = make_certificates(folder)
+            lines += [f"cafile {ca}", f"certfile {cert}", f"keyfile {key}"]
+            self.ca = ca
+        self.scheme = "mqtts" if tls else "mqtt"
         if users:
             pwfile = folder / "passwords"
             pwfile.touch()
@@ -53,7 +58,7 @@ class Broker:
 
     @property
     def url(self) -> str:
-        return f"mqtt://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def start(self) -> None:
         self.log = self.conf.with_name("mosquitto.log")
@@ -73,3 +78,20 @@ class Broker:
             self.proc.terminate()
             self.proc.wait(10)
             self.proc = None
+
+
+def make_certificates(folder: Path) -> tuple[Path, Path, Path]:
+    """A throwaway CA and a server certificate for 127.0.0.1 it signed (openssl)."""
+    ca_key, ca, key, csr, cert = (folder / n for n in ("ca.key", "ca.pem", "server.key", "server.csr", "server.pem"))
+    ext = folder / "san.ext"
+    ext.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+
+    def ssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+    ssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(ca_key), "-out", str(ca), "-days", "2",
+        "-subj", "/CN=tuimeter test CA")
+    ssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(csr), "-subj", "/CN=127.0.0.1")
+    ssl("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key), "-CAcreateserial", "-out", str(cert),
+        "-days", "2", "-extfile", str(ext))
+    return ca, cert, key

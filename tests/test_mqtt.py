@@ -264,3 +264,21 @@ def test_discovery_payloads_name_every_entity_once() -> None:
     ids = [c["unique_id"] for c in configs.values()]
     assert len(ids) == len(set(ids)) == 8
     assert all(c["device"]["serial_number"] == "FSE-1" and c["device"]["model"] == "pid" for c in configs.values())
+
+
+def test_tls_with_the_brokers_ca_and_a_clear_line_without_it(tmp_path: Path) -> None:
+    b = Broker(tmp_path, tls=True)
+    b.start()
+    try:
+        proc = subprocess.run([*TUIMETER, "--demo", "--headless", "--mqtt", b.url], capture_output=True, text=True,
+                              timeout=30)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr
+        assert "is not trusted; give the CA that signed it with --mqtt-ca" in proc.stderr.splitlines()[-1]
+        ok = subprocess.Popen([*TUIMETER, "--demo", "--headless", "--mqtt", b.url, "--mqtt-ca", str(b.ca)],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        time.sleep(4)
+        ok.send_signal(signal.SIGTERM)
+        out, _ = ok.communicate(timeout=15)
+        assert ok.returncode == 0 and f"mqtt up: connected to mqtts://127.0.0.1:{b.port}" in out
+    finally:
+        b.stop()

@@ -46,7 +46,8 @@ class MqttConfigError(ValueError):
 
 
 class BrokerRefused(Exception):
-    """The broker refused the login: wrong user or password, or not authorised."""
+    """The broker refused the login (wrong user or password, not authorised), or its TLS certificate
+    is not trusted: settings to fix, which retrying will not cure."""
 
 
 class MeterLink(Protocol):
@@ -105,6 +106,16 @@ class MqttSettings:
         return cls(parts.hostname, port or (8883 if tls else 1883), tls,
                    unquote(parts.username) if parts.username else None, password, ca_file,
                    Topics(prefix, node_id, discovery_prefix))
+
+
+def _untrusted(exc: BaseException) -> bool:
+    """The broker's TLS certificate did not verify (aiomqtt wraps the ssl error, or only its text)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _refused(exc: aiomqtt.MqttError) -> bool:
@@ -174,8 +185,15 @@ class MqttBridge:
         except aiomqtt.MqttError as exc:
             if _refused(exc):
                 raise BrokerRefused(self._refusal_text(exc)) from None
+            if _untrusted(exc):
+                raise BrokerRefused(self._untrusted_text()) from None
         except TimeoutError:
             pass
+
+    def _untrusted_text(self) -> str:
+        fix = ("is --mqtt-ca the CA that signed it?" if self.settings.ca_file
+               else "give the CA that signed it with --mqtt-ca FILE")
+        return f"the TLS certificate of MQTT broker {self.settings.where} is not trusted; {fix}"
 
     def _refusal_text(self, exc: aiomqtt.MqttError) -> str:
         who = f"user {self.settings.username!r}" if self.settings.username else "no user name"
@@ -221,6 +239,8 @@ class MqttBridge:
         self.connected = False
         if _refused(exc):
             text, level = self._refusal_text(exc), "error"
+        elif _untrusted(exc):
+            text, level = self._untrusted_text(), "error"
         elif was:
             text, level = f"lost the broker {self.settings.where} ({exc}); readings are still logged here", "warning"
         else:
