@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import shlex
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -232,3 +233,59 @@ def test_decode_export_of_the_forum_captures_reads_them_back_to_the_thread_value
     assert (r.voltage_v, r.current_a, r.power_w, r.leakage_ma) == (249.0, 0.0, 0, 14)  # the thread's no-load read
     obk = (tmp_path / "forum-meter-autoexec.bat").read_text()
     assert "linkTuyaMCUOutputToChannel 16 bool 1" in obk and "linkTuyaMCUOutputToChannel 6 RAW_TAC2121C_VCP 2" in obk
+
+
+# ---- what a review found: edits must never move the relay, exports must not clobber ----------
+
+def test_an_edit_never_moves_the_relay_to_another_dp(tmp_path: Path) -> None:
+    mine = parse_profile('name = "mine"\n[[dp]]\nid = 11\nname = "main_switch"\ntype = "bool"\nrole = "relay"\n'
+                         'writable = true\n', "mine.toml")
+    d = Discovery(base=mine)
+    for dpid in (11, 16):
+        d.observe(make_datapoint(dpid, DPType.BOOL, True), 0)
+    d.observe(make_datapoint(1, DPType.VALUE, 88848), 0)
+    d.edit(1, name="energy_counter")
+    p = d.profile()
+    assert p.for_role("relay") is not None and p.for_role("relay").id == 11  # type: ignore[union-attr]
+    assert p.dps[11].name == "main_switch"  # the user's own profile, not a shipped guess
+
+    shipped = Discovery()  # a meter like earu that also reports dp 1 as a bool (plug-meter's relay id)
+    shipped.observe(make_datapoint(16, DPType.BOOL, True), 0)
+    shipped.observe(make_datapoint(6, DPType.RAW, PHASE_10), 0)
+    shipped.observe(make_datapoint(1, DPType.BOOL, False), 0)
+    assert shipped.profile().for_role("relay").id == 16  # type: ignore[union-attr]
+
+
+def test_bad_scales_are_refused() -> None:
+    d = Discovery(profiles=[])
+    d.observe(make_datapoint(21, DPType.VALUE, 1), 0)
+    for bad in (float("inf"), float("nan"), -1.0):
+        with pytest.raises(ValueError, match="greater than 0"):
+            d.edit(21, scale=bad)
+    with pytest.raises(ValueError, match="expected a number"):
+        parse_profile('name = "x"\n[[dp]]\nid = 1\nname = "a"\ntype = "value"\nscale = inf\n', "x.toml")
+
+
+def test_odd_characters_survive_the_toml_round_trip() -> None:
+    d = Discovery(profiles=[])
+    d.observe(make_datapoint(21, DPType.VALUE, 1), 0)
+    d.edit(21, name="straße-名前", unit='"q"\\\x7f\t°C')
+    p = d.profile("x")
+    assert parse_profile(profile_toml(p), "x.toml").dps[21] == p.dps[21]
+
+
+@pytest.mark.parametrize(("path", "message"), [
+    (".", "give a file name"), ("", "give a file name"), ("some/dir/", "give a file name"),
+    ("mine", "would overwrite the profile"),
+])
+def test_export_paths_that_cannot_work_are_refused_before_the_run(tmp_path: Path, path: str, message: str) -> None:
+    (tmp_path / "mine.toml").write_text(profile_toml(load_profile("earu-2p63a")))
+    proc = subprocess.run([*TUIMETER, "--demo", "--discover", "--profile", "mine.toml", "--export", path],
+                          capture_output=True, text=True, timeout=30, cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and message in proc.stderr
+
+
+def test_a_closed_stdout_still_gets_the_export_written(tmp_path: Path) -> None:
+    cmd = f"{shlex.join(TUIMETER)} --demo --discover --for 3 --export {tmp_path / 'p'} | head -2"
+    subprocess.run(cmd, shell=True, capture_output=True, timeout=60, check=True)
+    assert load_profile(str(tmp_path / "p.toml")).for_role("voltage") is not None

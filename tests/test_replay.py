@@ -103,3 +103,19 @@ def test_a_file_that_is_no_recording_is_one_clear_line(tmp_path: Path, content: 
                           timeout=30)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert [message in line for line in proc.stderr.splitlines()] == [True]
+
+
+def test_each_run_of_a_recording_keeps_its_own_start_time() -> None:
+    from tuimeter.recorder import parse_recording
+
+    text = "\n".join([
+        '{"type":"recording","version":1,"port":"p","baud":9600,"started":"2026-11-24T12:00:00+00:00"}',
+        '{"t":1.0,"dir":"rx","hex":"55aa030000010003"}',
+        '{"type":"recording","version":1,"port":"p","baud":9600,"started":"2026-11-24T13:00:00+00:00"}',
+        '{"t":2.0,"dir":"rx","hex":"55aa030000010104"}',
+        '{"t":NaN,"dir":"rx","hex":"00"}',
+    ])
+    rec = parse_recording(text)
+    assert rec is not None and [t for t, _, _ in rec.chunks] == [1.0, 3.0]  # played back to back
+    assert rec.wall_time(1.0).isoformat() == "2026-11-24T12:00:01+00:00"
+    assert rec.wall_time(3.0).isoformat() == "2026-11-24T13:00:02+00:00"  # the second run's own clock

@@ -271,15 +271,15 @@ def _bridge_problem(args: argparse.Namespace) -> str | None:
 
 
 def discover_problem(args: argparse.Namespace) -> str | None:
-    if (args.for_seconds is not None or args.export) and not args.discover:
+    if (args.for_seconds is not None or args.export is not None) and not args.discover:
         return "--for and --export go with --discover"
     if args.discover and (getattr(args, "set_relay", None) is not None or getattr(args, "query", False)
                           or args.headless or args.log):
         return "--discover runs on its own; leave out --set, --query, --headless and --log"
-    if args.export:
-        folder = os.path.dirname(os.path.abspath(args.export))
-        if not os.access(folder, os.W_OK):
-            return f"--export {args.export}: cannot write in {folder}; choose a writable folder"
+    if args.export is not None:
+        from tuimeter.analyzer.export import export_problem
+
+        return export_problem(args.export, args.profile)
     return None
 
 

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import sys
 import time
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tuimeter.sinks import SinkError, open_append, write_all
@@ -87,35 +88,69 @@ class Recording:
     port: str
     baud: int
     chunks: list[Chunk]
+    runs: list[tuple[float, datetime]] = field(default_factory=list)  # (t where a run begins, its start)
+    problems: list[str] = field(default_factory=list)
+
+    def wall_time(self, t: float) -> datetime:
+        """When chunk time t happened: from the start of the run it belongs to."""
+        offset, started = 0.0, self.started
+        for run_t, run_started in self.runs[1:]:
+            if run_t >= t:  # a later run begins after the last chunk of the one before
+                break
+            offset, started = run_t, run_started
+        return started + timedelta(seconds=t - offset)
+
+
+def _header(line: str) -> dict[str, Any] | None:
+    try:
+        obj = json.loads(line)
+    except ValueError:
+        return None
+    return obj if isinstance(obj, dict) and obj.get("type") == "recording" else None
+
+
+def _started(header: dict[str, Any]) -> datetime | None:
+    try:
+        when = datetime.fromisoformat(str(header["started"]))
+    except (KeyError, ValueError):
+        return None
+    return when if when.tzinfo is not None else when.astimezone()
 
 
 def parse_recording(text: str) -> Recording | None:
     """A recording's header and (t, dir, bytes) chunks, or None when the text is not one. Lines that
-    do not parse (a partial last line after a crash) are skipped; times of later runs appended to
-    the same file continue after the earlier ones."""
+    do not parse (a partial last line after a crash) are skipped; the times of later runs appended to
+    the same file continue after the earlier ones (playback skips the gap), and each run keeps its own
+    start for the wall-clock time of its readings."""
     lines = text.split("\n")
-    if not lines or '"type":"recording"' not in lines[0].replace(" ", ""):
+    first = _header(lines[0]) if lines else None
+    if first is None:
         return None
-    header = json.loads(lines[0])
+    problems: list[str] = []
+    started = _started(first)
+    if started is None:
+        problems.append("the recording does not say when it started; times are shown from now")
+        started = datetime.now(UTC).astimezone()
+    baud = first.get("baud")
     chunks: list[Chunk] = []
+    runs: list[tuple[float, datetime]] = [(0.0, started)]
     offset = last = 0.0
     for line in lines[1:]:
+        header = _header(line)
+        if header is not None:
+            offset = last
+            runs.append((offset, _started(header) or runs[-1][1]))
+            continue
         try:
             obj = json.loads(line)
-            if obj.get("type") == "recording":
-                offset = last
-                continue
             t, direction, data = offset + float(obj["t"]), str(obj["dir"]), bytes.fromhex(obj["hex"])
         except (ValueError, KeyError, TypeError, AttributeError):
             continue  # blank, cut short by a crash, or not a chunk
-        if direction in ("rx", "tx"):
+        if direction in ("rx", "tx") and math.isfinite(t) and t >= last:
             last = t
             chunks.append((t, direction, data))
-    try:
-        started = datetime.fromisoformat(str(header.get("started")))
-    except ValueError:
-        started = datetime.now(UTC).astimezone()
-    return Recording(started, str(header.get("port", "")), int(header.get("baud", 9600)), chunks)
+    return Recording(started, str(first.get("port", "")), baud if isinstance(baud, int) else 9600, chunks,
+                     runs, problems)
 
 
 def read_recording(text: str) -> list[Chunk] | None:
@@ -129,10 +164,7 @@ def load_recording(path: str) -> Recording:
             text = f.read()
     except OSError as exc:
         raise RecordingError(f"cannot read recording {path}: {exc.strerror}") from None
-    try:
-        recording = parse_recording(text)
-    except (ValueError, TypeError):
-        recording = None
+    recording = parse_recording(text)
     if recording is None:
         raise RecordingError(f"{path} is not a tuimeter recording (make one with --record FILE)")
     if not recording.chunks:

@@ -55,7 +55,7 @@ async def _replay(args: argparse.Namespace) -> int:
     if args.discover:
         from tuimeter.analyzer.discover_cli import DiscoverMonitor, run_discover
 
-        discover = DiscoverMonitor(session)
+        discover = DiscoverMonitor(session, session.machine)
         await session.start()
         return await run_discover(session, discover, seconds=args.for_seconds, export=args.export,
                                   done=session.finished)
@@ -178,7 +178,7 @@ async def _live(args: argparse.Namespace, session: HostSession | ReplaySession) 
 async def _discover(args: argparse.Namespace, session: HostSession) -> int:
     from tuimeter.analyzer.discover_cli import DiscoverMonitor, run_discover
 
-    monitor = DiscoverMonitor(session)
+    monitor = DiscoverMonitor(session, session.machine)
     try:
         await session.start()
     except PortError as exc:

@@ -15,12 +15,16 @@ from tuimeter.analyzer.decode import (
     render_json,
     render_text,
 )
-from tuimeter.analyzer.export import write_exports
+from tuimeter.analyzer.export import export_problem, write_exports
 from tuimeter.core.profile import ProfileError, load_profile
 from tuimeter.recorder import read_recording
 
 
 def run_decode(args: argparse.Namespace) -> int:
+    problem = export_problem(args.export, args.profile) if args.export is not None else None
+    if problem:
+        print(f"tuimeter decode: {problem}", file=sys.stderr)
+        return 2
     if not (args.inputs or args.host or args.mcu):
         print("tuimeter decode: give hex bytes, a capture file, - for stdin, or --host/--mcu FILE; "
               "see 'tuimeter decode --help'", file=sys.stderr)
@@ -44,7 +48,7 @@ def run_decode(args: argparse.Namespace) -> int:
         return 2
     decoded, profile, reason = decode_streams(streams, profile)
     print(render_json(decoded, profile, reason) if args.json else render_text(decoded, profile, reason))
-    if args.export:
+    if args.export is not None:
         return _export(streams, args.export, sys.stderr if args.json else sys.stdout)
     return 0
 

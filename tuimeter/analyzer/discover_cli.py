@@ -16,31 +16,46 @@ from typing import TextIO
 
 from tuimeter.analyzer.discovery import Discovery, SeenDatapoint
 from tuimeter.analyzer.export import write_exports
-from tuimeter.core.events import DatapointReceived, Event, ProductInfoReceived
+from tuimeter.core.events import DatapointReceived, Event, ProductInfoReceived, ProfileChosen
+from tuimeter.core.host import HostMachine
 from tuimeter.core.profile import format_value, with_unit
 from tuimeter.headless import EventSource, event_line, install_stop_signals
 
 
 class DiscoverMonitor:
-    def __init__(self, source: EventSource, out: TextIO = sys.stdout) -> None:
-        self.discovery = Discovery()
+    def __init__(self, source: EventSource, machine: HostMachine, out: TextIO = sys.stdout) -> None:
+        # guesses start from the profile the meter is read through (--profile, or picked later)
+        self.discovery = Discovery(base=machine.profile)
+        self.machine = machine
         self.product_id: str | None = None
         self.out = out
+        self.out_ok = True
         source.bus.add_listener(self.handle)
 
     def handle(self, ev: Event) -> None:
         if isinstance(ev, DatapointReceived):
             dp = ev.view.dp
             if self.discovery.observe(dp, ev.ts.timestamp()):
-                self.out.write(f"{ev.ts:%H:%M:%S}  new {describe_seen(self.discovery, dp.id)}\n")
-                self.out.flush()
+                self._say(f"{ev.ts:%H:%M:%S}  new {describe_seen(self.discovery, dp.id)}")
         elif isinstance(ev, ProductInfoReceived):
             self.product_id = self.discovery.product_id = ev.info.product_id
-            self.out.write(f"{ev.ts:%H:%M:%S}  product {ev.info.text}\n")
+            self._say(f"{ev.ts:%H:%M:%S}  product {ev.info.text}")
+        elif isinstance(ev, ProfileChosen):
+            self.discovery.base = self.machine.profile
         else:
             line = event_line(ev)
             if line is not None and "link" in line:
-                self.out.write(line + "\n")
+                self._say(line)
+
+    def _say(self, line: str) -> None:
+        """A closed stdout (`| head`) ends the printing, never the discovery or its export."""
+        if not self.out_ok:
+            return
+        try:
+            self.out.write(line + "\n")
+            self.out.flush()
+        except (OSError, ValueError):
+            self.out_ok = False
 
     def table(self) -> str:
         rows = [("dp", "type", "reports", "changes", "/min", "value", "meaning")]
@@ -102,18 +117,18 @@ async def run_discover(source: EventSource, monitor: DiscoverMonitor, *, seconds
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), seconds)
     await source.close()
-    out = monitor.out
     if not monitor.discovery.seen:
         print("tuimeter: no datapoint was reported; nothing to export", file=sys.stderr)
         return 4
-    out.write("\n" + monitor.table())
-    if export:
+    files: list[Path] = []
+    if export:  # first: the files matter more than the table on a terminal that may be gone
         try:
             files = monitor.export(export)
         except OSError as exc:
             print(f"tuimeter: cannot write the export {export}: {exc.strerror}; choose a writable path",
                   file=sys.stderr)
             return 1
-        out.write("exported: " + ", ".join(str(f) for f in files) + "\n")
-    out.flush()
+    monitor._say("\n" + monitor.table().rstrip("\n"))
+    if files:
+        monitor._say("exported: " + ", ".join(str(f) for f in files))
     return 0

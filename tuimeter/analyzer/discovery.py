@@ -9,6 +9,7 @@ guesses; `profile()` turns the result into a Profile that loads like any shipped
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -62,8 +63,12 @@ class SeenDatapoint:
 
 
 class Discovery:
-    def __init__(self, profiles: list[Profile] | None = None) -> None:
+    """`base` is the profile the meter is read through (given with --profile, or picked): its entries
+    come first, and only it or the user can make a dp the relay."""
+
+    def __init__(self, profiles: list[Profile] | None = None, base: Profile | None = None) -> None:
         self.profiles = profiles if profiles is not None else [load_profile(n) for n in _by_default_first()]
+        self.base = base
         self.seen: dict[int, SeenDatapoint] = {}
         self.product_id: str | None = None  # from the 0x01 reply: names the meter's own profile, if shipped
         self._edits: dict[int, DPSpec] = {}
@@ -90,7 +95,9 @@ class Discovery:
 
     # ---- guesses ---------------------------------------------------------------------------
     def home(self) -> Profile | None:
-        """The known profile this meter most looks like: by product id, else by its datapoints."""
+        """The meter's own profile: the base, else the known one it most looks like (product id, dps)."""
+        if self.base is not None:
+            return self.base
         chosen = choose_from(self.profiles, self.product_id, {i: s.last for i, s in self.seen.items()})
         return chosen[0] if chosen else None
 
@@ -101,13 +108,16 @@ class Discovery:
             return None
         best: tuple[int, Guess] | None = None
         home = self.home()
-        for p in sorted(self.profiles, key=lambda p: p is not home):
+        others = [p for p in self.profiles if home is None or p.name != home.name]
+        for p in ([home] if home is not None else []) + others:
             spec = p.dps.get(dpid)
             if spec is None or spec.type is not s.type:
                 continue
             score, fitted = _fit(spec, len(s.last.raw))
-            if fitted is not None and p is home:
+            if fitted is not None and home is not None and p.name == home.name:
                 return Guess(fitted, f"profile {p.name}")
+            if fitted is not None and fitted.role == "relay":  # a relative's relay is not this meter's
+                fitted = dataclasses.replace(fitted, role=None)
             if fitted is not None and (best is None or score > best[0]):
                 best = score, Guess(fitted, f"profile {p.name}")
         if best is not None:
@@ -144,8 +154,8 @@ class Discovery:
                 raise ValueError("a name is one word: letters, digits, _ or -")
             spec = dataclasses.replace(spec, name=name)
         if scale is not None:
-            if not scale > 0:
-                raise ValueError("the scale must be greater than 0 (e.g. 0.1 for tenths)")
+            if not (math.isfinite(scale) and scale > 0):
+                raise ValueError("the scale must be a number greater than 0 (e.g. 0.1 for tenths)")
             spec = dataclasses.replace(spec, scale=scale)
         if unit is not None:
             spec = dataclasses.replace(spec, unit=unit.strip())
@@ -187,7 +197,10 @@ class Discovery:
     def profile(self, name: str = "discovered", title: str = "", product_ids: tuple[str, ...] = ()) -> Profile:
         """Every dp seen, as the profile this discovery amounts to."""
         specs = {dpid: self.spec(dpid) for dpid in sorted(self.seen)}
-        _drop_duplicate_roles(specs)
+        home = self.home()
+        # who keeps a panel two dps claim: the user's edit, then the meter's own profile, then the lower id
+        first = sorted(specs, key=lambda i: (i not in self._edits, home is None or i not in home.dps, i))
+        _drop_duplicate_roles(specs, first)
         return Profile(name, title or f"{name} (made by tuimeter discovery)", product_ids, specs, "discovery")
 
 
@@ -212,10 +225,11 @@ def _without_role(spec: DPSpec, role: str) -> DPSpec:
     return dataclasses.replace(spec, fields=tuple(f for f in spec.fields if f.role != role))
 
 
-def _drop_duplicate_roles(specs: dict[int, DPSpec]) -> None:
-    """A reading role comes from one dp only (the first, by id)."""
+def _drop_duplicate_roles(specs: dict[int, DPSpec], order: list[int]) -> None:
+    """A reading role comes from one dp only: the first in `order`."""
     taken: set[str] = set()
-    for dpid, spec in specs.items():
+    for dpid in order:
+        spec = specs[dpid]
         fields: list[Field] = []
         for f in spec.fields:
             if f.role not in taken:

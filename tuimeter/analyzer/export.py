@@ -16,7 +16,8 @@ from tuimeter.core.profile import DPSpec, Field, Profile
 # ---- profile TOML --------------------------------------------------------------------------
 
 def _s(text: str) -> str:
-    return json.dumps(text, ensure_ascii=False)  # a JSON string is a valid TOML basic string
+    # a JSON string is a TOML basic string, but for DEL, which TOML wants escaped
+    return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
 def _num(v: float) -> str:
@@ -151,6 +152,28 @@ def write_exports(profile: Profile, base: Path) -> list[Path]:
              (base.with_name(base.name + "-autoexec.bat"), obk_autoexec(profile))]
     for file, text in files:
         tmp = file.with_name(file.name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, file)  # a reader never sees half a file
+        try:
+            tmp.write_text(text, encoding="utf-8")
+            os.replace(tmp, file)  # a reader never sees half a file
+        except OSError:
+            tmp.unlink(missing_ok=True)
+            raise
     return [f for f, _ in files]
+
+
+def export_problem(path: str, profile: str | None = None) -> str | None:
+    """Why PATH cannot take an export (checked before a run, so no run is wasted), or None."""
+    base = Path(path[:-5] if path.endswith(".toml") else path)
+    name = base.name
+    if not path or path.endswith(("/", os.sep)) or name in ("", ".", ".."):
+        return f"--export {path!r}: give a file name without extension, e.g. --export mymeter"
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return f"--export {path!r}: the name must be text (UTF-8)"
+    folder = base.parent.resolve()
+    if not os.access(folder, os.W_OK):
+        return f"--export {path}: cannot write in {folder}; choose a writable folder"
+    if profile and Path(profile).exists() and Path(profile).resolve() == base.with_name(name + ".toml").resolve():
+        return f"--export {path} would overwrite the profile given with --profile; choose another name"
+    return None

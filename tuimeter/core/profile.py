@@ -6,6 +6,7 @@ dpId: it asks the profile which dp plays a role (voltage, relay, ...).
 
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import dataclass
 from importlib import resources
@@ -92,8 +93,12 @@ class DPSpec:
             return {f.role: _scaled(int.from_bytes(dp.value[f.offset:f.offset + f.size], "big"), f.scale)
                     for f in self.fields if f.offset + f.size <= len(dp.value)}
         if self.alarms and isinstance(dp.value, bytes):
-            return {f"{self.name}.{name}": _alarm_text(trips, threshold, unit)
-                    for name, trips, threshold, unit in alarm_records(dp.value, self.alarms)}
+            out: dict[str, Scalar] = {}
+            for name, trips, threshold, unit in alarm_records(dp.value, self.alarms):
+                key = f"{self.name}.{name}"
+                key = key if key not in out else f"{key}_{len(out)}"  # a repeated id is shown, not merged
+                out[key] = _alarm_text(trips, threshold, unit)
+            return out
         key = self.role or self.name
         if self.bits and isinstance(dp.value, int) and not isinstance(dp.value, bool):
             return {key: fault_names(dp.value, self.bits)}
@@ -109,7 +114,7 @@ class DPSpec:
             return f"{self.name}: " + ", ".join(parts)
         if self.alarms:
             rest = len(dp.raw) % ALARM_RECORD
-            parts = [f"{k.partition('.')[2]} {format_value(v)}" for k, v in values.items()]
+            parts = [f"{k[len(self.name) + 1:]} {format_value(v)}" for k, v in values.items()]
             parts += [f"{rest} stray bytes {dp.raw[-rest:].hex()}"] if rest else []
             return f"{self.name}: " + (", ".join(parts) or "none")
         (value,) = values.values()
@@ -317,6 +322,6 @@ def _list(v: object) -> list[object]:
 
 
 def _number(v: object) -> float:
-    if isinstance(v, bool) or not isinstance(v, int | float):
+    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
         raise ValueError(f"expected a number, got {v!r}")
     return float(v)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 from tuimeter.core.events import Event, LinkState, Notice
@@ -46,11 +46,12 @@ class ReplaySession:
         return self._label
 
     def _recorded_time(self) -> datetime:
-        return self.recording.started + timedelta(seconds=self._t)
+        return self.recording.wall_time(self._t)
 
     async def start(self) -> None:
         self.machine.connection_made(0.0)
         self._publish()
+        self.bus.publish([Notice(self._recorded_time(), p, "warning") for p in self.recording.problems])
         self._runner = asyncio.create_task(self._play(), name="tuimeter-replay")
 
     async def close(self) -> None:
@@ -72,13 +73,29 @@ class ReplaySession:
         raise CommandRefused("replay: there is no meter to query")
 
     async def _play(self) -> None:
+        try:
+            await self._play_chunks()
+        except Exception as exc:  # a bug must not leave the replay hanging; say it and end
+            self.bus.publish([Notice(self._recorded_time(), f"replay stopped by an internal error: "
+                                     f"{type(exc).__name__}: {exc}; please report it with the recording",
+                                     "error")])
+        finally:
+            self.finished.set()
+
+    async def _play_chunks(self) -> None:
         loop = asyncio.get_running_loop()
         base = loop.time()
+        later_runs = [t for t, _ in self.recording.runs[1:]]
         for t, direction, data in self.recording.chunks:
             await self._tick_until(t, base)
             delay = base + t / self.speed - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
+            if later_runs and t > later_runs[0]:
+                later_runs = [r for r in later_runs if r >= t]
+                self._t = t
+                self.bus.publish([Notice(self._recorded_time(), "the recording goes on with a later run "
+                                         "(appended to the same file)")])
             self._t = t
             if direction == "rx":
                 self.machine.receive(data, t)
@@ -89,7 +106,6 @@ class ReplaySession:
         frames = self.machine.frames_in + self.machine.frames_out
         self.bus.publish([Notice(self._recorded_time(), f"replay finished: {frames} frames")])
         self._publish()
-        self.finished.set()
 
     async def _tick_until(self, t: float, base: float) -> None:
         """Run the machine's timers (stall, profile pick) that fall before recording time t."""

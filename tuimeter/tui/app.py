@@ -21,7 +21,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Log
 
 from tuimeter.analyzer.discovery import Discovery
-from tuimeter.core.events import DatapointReceived, Event, LinkState, ProductInfoReceived
+from tuimeter.core.events import DatapointReceived, Event, LinkState, ProductInfoReceived, ProfileChosen
 from tuimeter.core.host import CommandRefused, HostMachine
 from tuimeter.core.profile import Profile
 from tuimeter.host.bus import EventBus
@@ -64,6 +64,9 @@ LINK_STYLE = {
 }
 
 
+EDITED = "edited in the discovery view"
+
+
 class MeterLink(Protocol):
     """What the app needs from a host session (HostSession provides it)."""
 
@@ -102,7 +105,7 @@ class TuimeterApp(App[int]):
         self.link = link
         self.model = MonitorModel(clock)
         link.bus.add_listener(self.model.handle)  # before the session starts: nothing is missed
-        self.discovery = Discovery()
+        self.discovery = Discovery(base=link.machine.profile)  # guesses start from the profile in use
         link.bus.add_listener(self._observe)
         self.clock = clock
         self.save_dir = save_dir or Path.cwd()
@@ -367,13 +370,15 @@ class TuimeterApp(App[int]):
             self.discovery.observe(ev.view.dp, ev.ts.timestamp())
         elif isinstance(ev, ProductInfoReceived):
             self.discovery.product_id = ev.info.product_id
+        elif isinstance(ev, ProfileChosen) and ev.reason != EDITED:
+            self.discovery.base = self.link.machine.profile
 
     def action_discover(self) -> None:
         from tuimeter.tui.discovery import DiscoveryScreen
 
         machine = self.link.machine
         self.push_screen(DiscoveryScreen(
-            self.discovery, lambda p: self.link.use_profile(p, "edited in the discovery view"), self.save_dir,
+            self.discovery, lambda p: self.link.use_profile(p, EDITED), self.save_dir,
             lambda: machine.product.product_id if machine.product else None))
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:  # type: ignore[type-arg]
