@@ -40,14 +40,23 @@ def test_systemd_unit_needs_a_port() -> None:
     assert proc.returncode == 2 and "needs the PORT" in proc.stderr
 
 
-def test_journald_lines_carry_a_priority_and_no_time_of_their_own() -> None:
-    env = {**os.environ, "JOURNAL_STREAM": "8:12345"}
-    proc = subprocess.Popen([*TUIMETER, "--demo", "--headless"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                            text=True, env=env)
-    time.sleep(3)
-    proc.send_signal(signal.SIGTERM)
-    out, _ = proc.communicate(timeout=15)
-    lines = out.splitlines()
+def test_journald_lines_carry_a_priority_and_no_time_of_their_own(tmp_path: Path) -> None:
+    journal = tmp_path / "journal"  # stands in for journald's stream: JOURNAL_STREAM names its device:inode
+    with journal.open("w") as fh:
+        st = os.fstat(fh.fileno())
+        env = {**os.environ, "JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"}
+        proc = subprocess.Popen([*TUIMETER, "--demo", "--headless"], stdout=fh, stderr=subprocess.DEVNULL, env=env)
+        time.sleep(3)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(15)
+        other = subprocess.Popen([*TUIMETER, "--demo", "--headless"], stdout=subprocess.PIPE,
+                                 stderr=subprocess.DEVNULL, text=True, env=env)
+        time.sleep(3)
+        other.send_signal(signal.SIGTERM)
+        plain, _ = other.communicate(timeout=15)
+    # a child whose stdout is not journald's stream (a pipe, a file) keeps its own times
+    assert plain and all(ln[2] == ":" for ln in plain.splitlines())
+    lines = journal.read_text().splitlines()
     assert lines and all(ln[:3] in ("<3>", "<4>", "<6>") for ln in lines)
     assert any(ln.startswith("<6>link online") for ln in lines)
     assert not any(ln[3:5].isdigit() and ln[5] == ":" for ln in lines)  # journald adds the time
@@ -65,3 +74,19 @@ async def test_header_shows_the_bridges() -> None:
         await pilot.pause(0.6)
         assert "mqtt ✗" in str(app.query_one(StatusBar).render())
         assert any("lost the broker" in n.message for n in app._notifications)
+
+
+def test_unit_is_safe_to_run_forever(tmp_path: Path) -> None:
+    from tuimeter.service import systemd_unit
+
+    unit = systemd_unit(["/dev/ttyUSB0", "--mqtt", "mqtt://bob%40home:pw@[fd00::5]:1883"], "/dev/ttyUSB0", "pi")
+    (exec_line,) = [ln for ln in unit.splitlines() if ln.startswith("ExecStart=")]
+    assert "mqtt://bob%%40home@[fd00::5]:1883" in exec_line  # % escaped for systemd, host and port kept
+    assert "RestartPreventExitStatus=2" in unit  # a setting to fix is not retried every 5 s
+    for oneshot in (["--set", "relay=on"], ["--query"], ["--discover"]):
+        proc = subprocess.run([*TUIMETER, "/dev/ttyUSB0", *oneshot, "--print-systemd-unit"], capture_output=True,
+                              text=True, timeout=30)
+        assert proc.returncode == 2 and "monitoring service" in proc.stderr  # never a unit that switches at boot
+    proc = subprocess.run([*TUIMETER, "/dev/ttyUSB0", "--rec", "x", "--print-systemd-unit"], capture_output=True,
+                          text=True, timeout=30)
+    assert proc.returncode == 2  # no abbreviations: --rec is not silently --record

@@ -32,6 +32,10 @@ exit codes: 0 ok, 1 runtime failure (e.g. the log became unwritable), 2 bad argu
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, **kwargs: object) -> None:
+        # no abbreviations: `--rec` must not silently mean `--record` (the systemd unit maps full names)
+        super().__init__(allow_abbrev=False, **kwargs)  # type: ignore[arg-type]
+
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(EXIT_USAGE, f"tuimeter: {message}; see 'tuimeter --help'\n")
 
@@ -267,6 +271,8 @@ def _bridge_problem(args: argparse.Namespace) -> str | None:
         return "--mqtt-password-file and --mqtt-ca go with --mqtt"
     if args.print_systemd_unit and (args.demo or not args.port):
         return "--print-systemd-unit needs the PORT the service should open (e.g. /dev/serial/by-id/…)"
+    if args.print_systemd_unit and (args.set_relay is not None or args.query or args.discover):
+        return "--print-systemd-unit makes a monitoring service: leave out --set, --query and --discover"
     return None
 
 

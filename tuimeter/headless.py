@@ -85,6 +85,17 @@ def event_line(ev: Event) -> str | None:
     return None
 
 
+def writes_to_journal(out: TextIO) -> bool:
+    """True when `out` is the very stream journald handed us ($JOURNAL_STREAM is "device:inode"),
+    not a file a child of a service was redirected to."""
+    dev, _, ino = os.environ.get("JOURNAL_STREAM", "").partition(":")
+    try:
+        st = os.fstat(out.fileno())
+    except (OSError, ValueError, AttributeError):
+        return False
+    return dev.isdigit() and ino.isdigit() and (st.st_dev, st.st_ino) == (int(dev), int(ino))
+
+
 def journal_priority(ev: Event) -> int:
     """sd-daemon(3) priority: 3 error, 4 warning, 6 info."""
     level = getattr(ev, "level", "info")
@@ -114,7 +125,7 @@ class HeadlessMonitor:
         self.out = out or (sys.stderr if options.log == "-" else sys.stdout)
         self.color = self.out.isatty()
         # under systemd (journald sets JOURNAL_STREAM): no times of our own, a syslog priority instead
-        self.journal = bool(os.environ.get("JOURNAL_STREAM")) and not self.color
+        self.journal = writes_to_journal(self.out)
         self._last_emit: datetime | None = None
         self._held: ReadingUpdated | None = None  # the newest reading skipped by --every
         self._lines: list[str] = []  # status lines waiting for the next flush

@@ -8,7 +8,6 @@ import os
 import shlex
 import sys
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 # options whose value is a file: systemd starts services in /, so relative paths must become absolute
 PATH_OPTIONS = ("--log", "--record", "--mqtt-password-file", "--mqtt-ca", "--profile", "--theme")
@@ -20,12 +19,21 @@ def _program() -> list[str]:
 
 
 def _without_password(url: str) -> tuple[str, bool]:
-    parts = urlsplit(url if "://" in url else f"mqtt://{url}")
-    if parts.password is None:
+    """The URL with only its password taken out (host, brackets and port untouched)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    netloc, slash, path = rest.partition("/")
+    userinfo, at, host = netloc.rpartition("@")
+    if not at or ":" not in userinfo:
         return url, False
-    user = parts.username or ""
-    netloc = f"{user}@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc)), True
+    user = userinfo.split(":", 1)[0]
+    return f"{scheme}{sep}{user}@{host}{slash}{path}", True
+
+
+def _systemd_escape(text: str) -> str:
+    """systemd expands % specifiers and $ variables in ExecStart; keep them literal."""
+    return text.replace("%", "%%").replace("$", "$$")
 
 
 def service_argv(argv: list[str]) -> tuple[list[str], list[str]]:
@@ -56,6 +64,9 @@ def service_argv(argv: list[str]) -> tuple[list[str], list[str]]:
         i += 1
     if "--headless" not in out:
         out.append("--headless")
+    if "--mqtt" in out and "--mqtt-password-file" not in out and os.environ.get("TUIMETER_MQTT_PASSWORD"):
+        notes.append("$TUIMETER_MQTT_PASSWORD is set here but not in the unit: use --mqtt-password-file "
+                     "(or an EnvironmentFile= readable only by the service user)")
     return out, notes
 
 
@@ -76,10 +87,12 @@ def systemd_unit(argv: list[str], port: str, user: str | None = None) -> str:
         f"User={user or getpass.getuser()}",
         "# the serial port's group (ls -l the device: dialout, or plugdev on some Raspberry Pi OS releases)",
         "SupplementaryGroups=dialout",
-        f"ExecStart={shlex.join(_program() + args)}",
+        f"ExecStart={_systemd_escape(shlex.join(_program() + args))}",
         "Environment=PYTHONUNBUFFERED=1",
         "Restart=on-failure",
         "RestartSec=5",
+        "# exit 2 is a setting to fix (bad option, refused login, busy metrics port): restarting cannot help",
+        "RestartPreventExitStatus=2",
         "# SIGTERM stops it cleanly: records flushed, MQTT told 'offline', port closed",
         "KillSignal=SIGTERM",
         "TimeoutStopSec=10",

@@ -4,7 +4,7 @@ One node (`<prefix>/<node_id>/…`) per meter:
   availability  online/offline, retained; the broker publishes "offline" (Last Will) if tuimeter vanishes
   meter         online/offline, retained: the meter's link (heartbeats answered)
   state         the latest reading as JSON (the headless JSON-lines record), retained
-  relay         ON/OFF as the meter last confirmed it, retained
+  relay         ON/OFF as the meter last confirmed it, None while unknown, retained
   relay/set     ON/OFF commands in (a retained command is ignored: it would replay on every reconnect)
 Discovery: one retained config per entity at `<discovery_prefix>/<component>/<node_id>_<key>/config`.
 """
@@ -17,7 +17,7 @@ from typing import Any
 
 from tuimeter import __version__
 
-RELAY_ON, RELAY_OFF = "ON", "OFF"
+RELAY_ON, RELAY_OFF, RELAY_UNKNOWN = "ON", "OFF", "None"
 ONLINE, OFFLINE = "online", "offline"
 
 

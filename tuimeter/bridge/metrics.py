@@ -49,7 +49,8 @@ class MeterCollector(Collector):
                 g.add_metric(labels, float(value))
                 yield g
 
-        if r is not None:
+        live = m.link is LinkState.ONLINE  # with the link down, the last values are not current: leave them out
+        if r is not None and live:
             yield from gauge("tuimeter_voltage_volts", "Mains voltage the meter reports", r.voltage_v)
             yield from gauge("tuimeter_current_amperes", "Load current", r.current_a)
             yield from gauge("tuimeter_power_watts", "Active power", r.power_w)
@@ -59,11 +60,11 @@ class MeterCollector(Collector):
                              None if r.relay is None else int(r.relay))
             yield from gauge("tuimeter_faults_active", "How many fault bits the meter reports",
                              None if r.faults is None else len(r.faults))
-            if r.energy_kwh is not None:
-                energy = CounterMetricFamily("tuimeter_energy_joules", "Energy counter of the meter "
-                                             "(it drops when the meter's counter is cleared)", labels=["meter"])
-                energy.add_metric(labels, r.energy_kwh * 3.6e6)
-                yield energy
+        if r is not None and r.energy_kwh is not None:  # a counter stays: rate() copes with gaps
+            energy = CounterMetricFamily("tuimeter_energy_joules", "Energy counter of the meter "
+                                         "(it drops when the meter's counter is cleared)", labels=["meter"])
+            energy.add_metric(labels, r.energy_kwh * 3.6e6)
+            yield energy
         yield from gauge("tuimeter_link_up", "1 when the meter answers heartbeats", int(m.link is LinkState.ONLINE))
         hb = m.last_heartbeat_reply
         yield from gauge("tuimeter_heartbeat_age_seconds", "Seconds since the meter last answered a heartbeat",

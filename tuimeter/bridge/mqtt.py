@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import os
+import secrets
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -23,7 +24,16 @@ from urllib.parse import unquote, urlsplit
 
 import aiomqtt
 
-from tuimeter.bridge.homeassistant import OFFLINE, ONLINE, RELAY_OFF, RELAY_ON, Identity, Topics, discovery_messages
+from tuimeter.bridge.homeassistant import (
+    OFFLINE,
+    ONLINE,
+    RELAY_OFF,
+    RELAY_ON,
+    RELAY_UNKNOWN,
+    Identity,
+    Topics,
+    discovery_messages,
+)
 from tuimeter.core.events import (
     Event,
     LinkChanged,
@@ -39,6 +49,7 @@ from tuimeter.host.bus import EventBus
 
 PASSWORD_ENV = "TUIMETER_MQTT_PASSWORD"
 RECONNECT_MIN, RECONNECT_MAX = 1.0, 15.0
+STABLE_AFTER = 30.0  # a connection dropped sooner (kicked, denied) keeps the backoff growing
 
 
 class MqttConfigError(ValueError):
@@ -77,13 +88,18 @@ class MqttSettings:
               env: dict[str, str] | None = None) -> MqttSettings:
         """From `mqtt://user:pass@host:1883` or `mqtts://…`; the password may instead come from
         --mqtt-password-file or $TUIMETER_MQTT_PASSWORD, which keep it out of the process list."""
-        parts = urlsplit(url if "://" in url else f"mqtt://{url}")
+        try:
+            parts = urlsplit(url if "://" in url else f"mqtt://{url}")
+        except ValueError as exc:
+            raise MqttConfigError(f"--mqtt {url}: {exc}") from None
         if parts.scheme not in ("mqtt", "mqtts"):
             raise MqttConfigError(f"--mqtt {url}: use mqtt://host[:port] or mqtts://host[:port]")
         try:
             port = parts.port
         except ValueError:
-            raise MqttConfigError(f"--mqtt {url}: the port is not a number 1-65535") from None
+            port = 0
+        if port == 0:
+            raise MqttConfigError(f"--mqtt {url}: the port is not a number 1-65535")
         if not parts.hostname:
             raise MqttConfigError(f"--mqtt {url}: no broker host (e.g. mqtt://localhost)")
         tls = parts.scheme == "mqtts"
@@ -93,14 +109,23 @@ class MqttSettings:
                 password = Path(password_file).read_text(encoding="utf-8").strip("\r\n")
             except OSError as exc:
                 raise MqttConfigError(f"--mqtt-password-file {password_file}: {exc.strerror}") from None
+            except UnicodeDecodeError:
+                raise MqttConfigError(f"--mqtt-password-file {password_file}: not UTF-8 text") from None
         elif password is None:
             password = (env if env is not None else dict(os.environ)).get(PASSWORD_ENV)
         if ca_file and not Path(ca_file).is_file():
             raise MqttConfigError(f"--mqtt-ca {ca_file}: no such file")
+        if ca_file:
+            try:
+                ssl.create_default_context(cafile=ca_file)
+            except (ssl.SSLError, OSError) as exc:
+                raise MqttConfigError(f"--mqtt-ca {ca_file}: not a PEM certificate ({exc})") from None
         if ca_file and not tls:
             raise MqttConfigError("--mqtt-ca goes with an mqtts:// URL")
-        for name, value in (("--mqtt-prefix", prefix), ("--node-id", node_id),
-                            ("--mqtt-discovery-prefix", discovery_prefix)):
+        if not node_id or any(not (c.isascii() and (c.isalnum() or c in "-_")) for c in node_id):
+            raise MqttConfigError(f"--node-id {node_id!r}: letters, digits, - and _ only "
+                                  "(Home Assistant ignores discovery topics with anything else)")
+        for name, value in (("--mqtt-prefix", prefix), ("--mqtt-discovery-prefix", discovery_prefix)):
             if not value or any(c in value for c in "+#") or value.startswith("/") or value.endswith("/"):
                 raise MqttConfigError(f"{name} {value!r}: a topic part with no + # or leading/trailing /")
         return cls(parts.hostname, port or (8883 if tls else 1883), tls,
@@ -145,6 +170,8 @@ class MqttBridge:
         self.connected = False
         self.published = 0
         self._sent: dict[str, str] = {}  # what this connection last published per topic
+        # unique per process: two clients with one id make the broker drop them in turns
+        self._client_id = f"tuimeter-{self.topics.node_id}-{os.getpid()}-{secrets.token_hex(3)}"
         link.bus.add_listener(self._on_event)
 
     # ---- what the meter says ---------------------------------------------------------------
@@ -172,7 +199,7 @@ class MqttBridge:
         s = self.settings
         tls = aiomqtt.TLSParameters(ca_certs=s.ca_file, cert_reqs=ssl.CERT_REQUIRED) if s.tls else None
         return aiomqtt.Client(s.host, s.port, username=s.username, password=s.password,
-                              identifier=f"tuimeter-{self.topics.node_id}", keepalive=30, tls_params=tls,
+                              identifier=self._client_id, keepalive=30, tls_params=tls,
                               will=aiomqtt.Will(self.topics.availability, OFFLINE, qos=1, retain=True))
 
     async def check_login(self, timeout: float = 5.0) -> None:
@@ -216,19 +243,21 @@ class MqttBridge:
                 await self._runner
 
     async def _run(self) -> None:
-        delay = RECONNECT_MIN
+        delay, up_since = RECONNECT_MIN, 0.0
         while True:
             try:
                 async with self._client_for() as client:
                     self._client = client
                     await self._on_connected(client)
-                    delay = RECONNECT_MIN
+                    up_since = asyncio.get_running_loop().time()
                     async with asyncio.TaskGroup() as tg:
                         tg.create_task(self._publisher(client))
                         tg.create_task(self._listener(client))
             except* aiomqtt.MqttError as group:
                 exc = group.exceptions[0]
                 assert isinstance(exc, aiomqtt.MqttError)
+                if self.connected and asyncio.get_running_loop().time() - up_since > STABLE_AFTER:
+                    delay = RECONNECT_MIN  # it was a working connection: come back quickly
                 self._down(exc, delay)
             self._client = None
             await asyncio.sleep(delay)
@@ -278,8 +307,9 @@ class MqttBridge:
         await self._send(client, t.meter, ONLINE if self._meter_online else OFFLINE)
         if self._reading is not None:
             await self._send(client, t.state, json.dumps(self._reading.as_record(), separators=(",", ":")))
-        if self._relay is not None:
-            await self._send(client, t.relay, RELAY_ON if self._relay else RELAY_OFF)
+        # "None" is Home Assistant's unknown: after an unconfirmed command the old state would be a lie
+        await self._send(client, t.relay, RELAY_UNKNOWN if self._relay is None else RELAY_ON if self._relay
+                         else RELAY_OFF)
 
     async def _send(self, client: aiomqtt.Client, topic: str, payload: str, again: bool = False) -> None:
         """Publish retained, unless this connection already published exactly this."""
