@@ -92,7 +92,9 @@ async def _run(args: argparse.Namespace) -> int:
     except ProfileError as exc:
         print(f"tuimeter: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    config = HostConfig(wifi_state=args.wifi_state, heartbeat_interval=args.heartbeat, read_only=args.read_only)
+    screen = not (args.headless or args.set_relay is not None or args.query or args.discover)
+    config = HostConfig(wifi_state=args.wifi_state, heartbeat_interval=args.heartbeat, read_only=args.read_only,
+                        log_frames=screen)  # only the screen has a frame log to fill
     async with contextlib.AsyncExitStack() as stack:
         port = await stack.enter_async_context(_demo_port(args)) if args.demo else args.port
         if args.demo:

@@ -34,7 +34,7 @@ class DiscoverMonitor:
 
     def handle(self, ev: Event) -> None:
         if isinstance(ev, DatapointReceived):
-            dp = ev.view.dp
+            dp = ev.dp
             if self.discovery.observe(dp, ev.ts.timestamp()):
                 self._say(f"{ev.ts:%H:%M:%S}  new {describe_seen(self.discovery, dp.id)}")
         elif isinstance(ev, ProductInfoReceived):

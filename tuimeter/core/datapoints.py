@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import IntEnum
+from typing import NamedTuple
 
 
 class DPType(IntEnum):
@@ -26,9 +26,9 @@ class DatapointError(ValueError):
     """A DP unit that breaks the protocol's rules."""
 
 
-@dataclass(frozen=True, slots=True)
-class DataPoint:
-    """One decoded DP unit. `raw` keeps the value bytes exactly as sent."""
+class DataPoint(NamedTuple):
+    """One decoded DP unit. `raw` keeps the value bytes exactly as sent. (A NamedTuple: immutable,
+    and cheap to build for every report.)"""
 
     id: int
     type: DPType
@@ -57,10 +57,13 @@ def _check_length(dptype: DPType, n: int) -> None:
         raise DatapointError(f"bitmap must be 1, 2 or 4 bytes, got {n}")
 
 
+_TYPES = tuple(DPType)  # indexed by the type byte: no enum lookup per unit
+
+
 def _decode_value(dptype: DPType, raw: bytes) -> DPValue:
-    _check_length(dptype, len(raw))
-    if dptype is DPType.RAW:
+    if dptype is DPType.RAW:  # the common case first (phase_a): no length rule to check
         return raw
+    _check_length(dptype, len(raw))
     if dptype is DPType.BOOL:
         return raw[0] != 0  # lenient, as ESPHome: any non-zero byte is true
     if dptype is DPType.VALUE:
@@ -76,9 +79,12 @@ def decode_datapoints(payload: bytes) -> tuple[list[DataPoint], list[str]]:
     Returns the units and the problems found. A unit whose value breaks its type's rules
     is skipped; a truncated unit or an unknown type stops decoding (the rest is unframed).
     """
+    end = len(payload)
+    if end >= 4 and payload[1] == 0 and 4 + ((payload[2] << 8) | payload[3]) == end:
+        return [DataPoint(payload[0], DPType.RAW, payload[4:], payload[4:])], []  # one raw unit: phase_a
     dps: list[DataPoint] = []
     problems: list[str] = []
-    pos, end = 0, len(payload)
+    pos = 0
     while pos < end:
         if end - pos < 4:
             problems.append(f"truncated DP header at byte {pos}")
@@ -93,7 +99,7 @@ def decode_datapoints(payload: bytes) -> tuple[list[DataPoint], list[str]]:
             break
         raw = payload[pos + 4:pos + 4 + n]
         pos += 4 + n
-        dptype = DPType(typ)
+        dptype = _TYPES[typ]
         try:
             dps.append(DataPoint(dpid, dptype, _decode_value(dptype, raw), raw))
         except DatapointError as exc:

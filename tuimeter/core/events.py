@@ -9,6 +9,7 @@ from enum import StrEnum
 from functools import cached_property
 
 from tuimeter.core.commands import ProductInfo, command_label
+from tuimeter.core.datapoints import DataPoint
 from tuimeter.core.frames import Frame
 from tuimeter.core.meter import DatapointView, Reading
 
@@ -47,10 +48,17 @@ class ProfileChosen:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(eq=False)
 class DatapointReceived:
+    """A dp the meter reported; how it reads (name, value text) is worked out only when asked."""
+
     ts: datetime
-    view: DatapointView
+    dp: DataPoint
+    describe: Callable[[DataPoint], DatapointView] = field(repr=False)
+
+    @cached_property
+    def view(self) -> DatapointView:
+        return self.describe(self.dp)
 
 
 @dataclass(frozen=True, slots=True)

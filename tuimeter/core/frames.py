@@ -6,6 +6,7 @@ Sans-I/O: bytes in, frames and parse problems out. The caller passes the clock i
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 HEADER = b"\x55\xaa"
 HEADER_LEN = 6  # 55 AA ver cmd lenHi lenLo
@@ -31,9 +32,9 @@ def encode_frame(command: int, payload: bytes = b"", version: int = HOST_VERSION
     return body + bytes((checksum(body),))
 
 
-@dataclass(frozen=True, slots=True)
-class Frame:
-    """One valid frame as it stood on the wire."""
+class Frame(NamedTuple):
+    """One valid frame as it stood on the wire. (A NamedTuple: immutable, and the cheapest object
+    Python builds; one is made for every frame received.)"""
 
     version: int
     command: int
@@ -157,6 +158,7 @@ class StreamParser:
         incomplete candidate is given up (stalled) instead of waited for."""
         buf = self._buf
         pos = 0  # frames are taken off in one slice at the end; pos is their end
+        frames = frame_bytes = 0  # counted here, added to the stats once
         while True:
             start = buf.find(HEADER, pos)
             if start < 0:
@@ -199,11 +201,14 @@ class StreamParser:
                              f"checksum {buf[end - 1]:02X}, expected {sum(buf[start:end - 1]) & 0xFF:02X}")
                 pos = start + 1
                 continue
-            self._emit_junk(out)
+            if self._junk:
+                self._emit_junk(out)
             out.append(Frame(buf[start + 2], buf[start + 3], bytes(buf[start + 6:end - 1])))
-            self.stats.frames += 1
-            self.stats.frame_bytes += total
+            frames += 1
+            frame_bytes += total
             pos = end
+        self.stats.frames += frames
+        self.stats.frame_bytes += frame_bytes
         if pos:
             del buf[:pos]
         if final or len(self._junk) >= 256:  # bounded: noise never piles up in memory

@@ -23,7 +23,7 @@ from tuimeter.core.commands import (
     network_ramp,
     parse_product_info,
 )
-from tuimeter.core.datapoints import DataPoint, DPType, decode_datapoints, make_datapoint
+from tuimeter.core.datapoints import DPType, decode_datapoints, make_datapoint
 from tuimeter.core.events import (
     CommandFinished,
     DatapointReceived,
@@ -41,7 +41,7 @@ from tuimeter.core.events import (
 )
 from tuimeter.core.frames import Frame, Junk, ParseError, StreamParser, encode_frame
 from tuimeter.core.meter import MeterState
-from tuimeter.core.profile import Profile, choose_profile
+from tuimeter.core.profile import READING_ROLES, Profile, choose_profile
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +59,7 @@ class HostConfig:
     read_only: bool = False
     rssi_dbm: int = -50  # answer to 0x24; a wired host has no radio, so a plausible fixed value
     listen_only: bool = False  # replay: decode a recorded conversation, send nothing, command nothing
+    log_frames: bool = True  # a FrameLogged event per frame, for the screen's frame log (headless skips it)
 
 
 class CommandRefused(Exception):
@@ -92,6 +93,7 @@ class HostMachine:
         self.parser = StreamParser()
         self._tx_parser = StreamParser()  # listen-only: the recorded host's side, for the frame log
         self._first_dp_at: float | None = None
+        self._batch_ts: datetime | None = None
         self.product: ProductInfo | None = None
         self.link = LinkState.CONNECTING
         self.frames_in = 0
@@ -129,7 +131,7 @@ class HostMachine:
         for dp in seen.values():  # values read through the new map count as reported now
             self._roles_reported.update(r for r in self.meter.apply(dp) if self.meter.is_reading_role(r))
         self._relay_dp = self._relay_dp_of(profile)
-        self._events.append(ProfileChosen(self._wall(), profile.name, reason))
+        self._events.append(ProfileChosen(self._stamp(), profile.name, reason))
         self._reading_dirty = bool(seen)
         self._emit_reading()
 
@@ -162,6 +164,10 @@ class HostMachine:
     def wall_time(self) -> datetime:
         return self._wall()
 
+    def _stamp(self) -> datetime:
+        """The time for events: one clock reading per batch of bytes (receive/tick), else now."""
+        return self._batch_ts if self._batch_ts is not None else self._wall()
+
     @property
     def phase(self) -> str:
         return self._phase
@@ -192,7 +198,7 @@ class HostMachine:
     def _set_link(self, state: LinkState, reason: str = "") -> None:
         if state is not self.link:
             self.link = state
-            self._events.append(LinkChanged(self._wall(), state, reason))
+            self._events.append(LinkChanged(self._stamp(), state, reason))
 
     def _start_handshake(self, now: float, state: LinkState, reason: str) -> None:
         self._fail_all("start-up restarted")
@@ -225,7 +231,7 @@ class HostMachine:
         show it as unknown until the meter reports it again, and never skip a command on an old value."""
         before = self.meter.values.pop("relay", None)
         if before is not None:
-            self._events.append(RelayChanged(self._wall(), None, before if isinstance(before, bool) else None))
+            self._events.append(RelayChanged(self._stamp(), None, before if isinstance(before, bool) else None))
             self._reading_dirty = True
 
     # ---- commands from the user ------------------------------------------------------------
@@ -243,7 +249,7 @@ class HostMachine:
             raise CommandRefused("a relay command is already waiting for the meter's confirmation")
         token = next(self._tokens)
         if self.meter.values.get("relay") is on:
-            self._events.append(CommandFinished(self._wall(), token, True,
+            self._events.append(CommandFinished(self._stamp(), token, True,
                                                 f"relay already {'on' if on else 'off'}; nothing sent"))
             return token
         payload = make_datapoint(self._relay_dp, DPType.BOOL, on).encode()
@@ -264,17 +270,21 @@ class HostMachine:
 
     # ---- input -----------------------------------------------------------------------------
     def receive(self, data: bytes, now: float) -> None:
-        for item in self.parser.feed(data, now):
-            self._handle_parsed(item, now)
-        self._emit_reading()
-        self._pump(now)
+        self._batch_ts = self._wall()
+        try:
+            for item in self.parser.feed(data, now):
+                self._handle_parsed(item, now)
+            self._emit_reading()
+            self._pump(now)
+        finally:
+            self._batch_ts = None
 
     def observe_sent(self, data: bytes, now: float) -> None:
         """Listen-only: bytes the recorded host sent, shown in the frame log like our own."""
         for item in self._tx_parser.feed(data, now):
             if isinstance(item, Frame):
                 self.frames_out += 1
-                self._events.append(FrameLogged(self._wall(), "out", item, self.describe_frame))
+                self._events.append(FrameLogged(self._stamp(), "out", item, self.describe_frame))
 
     def finish_listening(self) -> None:
         """Listen-only: the recording has ended; settle the profile and say so."""
@@ -285,6 +295,13 @@ class HostMachine:
         self._set_link(LinkState.CLOSED, "end of the recording")
 
     def tick(self, now: float) -> None:
+        self._batch_ts = self._wall()
+        try:
+            self._tick(now)
+        finally:
+            self._batch_ts = None
+
+    def _tick(self, now: float) -> None:
         for item in self.parser.check_timeout(now):
             self._handle_parsed(item, now)
         if (self._phase == "listen" and self._auto_profile and self._first_dp_at is not None
@@ -310,7 +327,7 @@ class HostMachine:
         """One Reading per batch of bytes: the frames of one report burst make one reading."""
         if self._reading_dirty:
             self._reading_dirty = False
-            ts = self._wall()
+            ts = self._stamp()
             roles, self._roles_reported = frozenset(self._roles_reported), set()
             self._events.append(ReadingUpdated(ts, self.meter.reading(ts), roles))
 
@@ -322,15 +339,24 @@ class HostMachine:
                 self._dump_ends = min(now + self.config.dump_quiet, self._dump_deadline)
             elif self._phase == "listen" and self.link is not LinkState.ONLINE:
                 self._set_link(LinkState.ONLINE, "replay: the recorded meter is talking")
-            self._events.append(FrameLogged(self._wall(), "in", item, self.describe_frame))
+            if self.config.log_frames:
+                self._events.append(FrameLogged(self._stamp(), "in", item, self.describe_frame))
             self._on_frame(item, now)
         elif isinstance(item, ParseError):
-            self._events.append(ParseProblem(self._wall(), item.kind, item.detail, item.data))
+            self._events.append(ParseProblem(self._stamp(), item.kind, item.detail, item.data))
         else:
-            self._events.append(ParseProblem(self._wall(), "junk", f"{len(item.data)} bytes skipped", item.data))
+            self._events.append(ParseProblem(self._stamp(), "junk", f"{len(item.data)} bytes skipped", item.data))
 
     def _on_frame(self, f: Frame, now: float) -> None:
         cmd = f.command
+        if cmd == _DP_REPORT:  # most frames by far: a report, nothing to answer
+            if self._first_dp_at is None:
+                self._first_dp_at = now
+            self._apply_dps(f.payload)
+            if self._pending is not None and self._phase != "listen" and self._matches(self._pending, f):
+                req, self._pending = self._pending, None
+                self._on_reply(req, f, now)
+            return
         reported = report_payload(f)
         if reported is not None:
             if self._first_dp_at is None:
@@ -346,9 +372,9 @@ class HostMachine:
         elif cmd == Command.HEARTBEAT_STOP:
             self._reply(Command.HEARTBEAT_STOP, b"")
         elif cmd == Command.LOCAL_TIME:
-            self._reply(Command.LOCAL_TIME, local_time_payload(self._wall()))
+            self._reply(Command.LOCAL_TIME, local_time_payload(self._stamp()))
         elif cmd == Command.GMT_TIME:
-            self._reply(Command.GMT_TIME, gmt_time_payload(self._wall().astimezone(UTC)))
+            self._reply(Command.GMT_TIME, gmt_time_payload(self._stamp().astimezone(UTC)))
         elif cmd == Command.NETWORK_QUERY:
             state = self._net_state if self._net_state is not None else self.config.wifi_state
             self._reply(Command.NETWORK_QUERY, bytes((state,)))
@@ -362,7 +388,7 @@ class HostMachine:
             self._reply(cmd, b"")
             # 0x05 carries the pairing mode: 0 smartconfig, 1 AP; anything else is read as 0
             pairing = 1 if cmd == Command.RESET_WIFI_MODE and f.payload[:1] == b"\x01" else 0
-            self._events.append(Notice(self._wall(), "the meter reset its Wi-Fi pairing; reporting the network again"))
+            self._events.append(Notice(self._stamp(), "the meter reset its Wi-Fi pairing; reporting the network again"))
             for state in network_ramp(self.config.wifi_state, pairing):
                 self._queue.append(_Request("network", Command.NETWORK_STATUS, bytes((state,))))
         if self._pending is not None and self._matches(self._pending, f):
@@ -382,23 +408,26 @@ class HostMachine:
         return any(dp.id == self._relay_dp and dp.type is DPType.BOOL for dp in dps)
 
     def _apply_dps(self, payload: bytes) -> None:
+        """Every dp of a report into the meter state; one event per dp. The hot path: it runs for
+        every report, so it is one loop without further calls where it can be."""
         dps, problems = decode_datapoints(payload)
-        ts = self._wall()
+        ts = self._stamp()
+        events = self._events
+        meter = self.meter
         for p in problems:
-            self._events.append(ParseProblem(ts, "datapoint", p, payload))
+            events.append(ParseProblem(ts, "datapoint", p, payload))
         for dp in dps:
-            self._reading_dirty |= self._apply_dp(dp, ts)
-
-    def _apply_dp(self, dp: DataPoint, ts: datetime) -> bool:
-        before = self.meter.values.get("relay")
-        values = self.meter.apply(dp)
-        self._events.append(DatapointReceived(ts, self.meter.view(dp)))
-        self._roles_reported.update(r for r in values if self.meter.is_reading_role(r))
-        if "relay" in values and values["relay"] != before:
-            after = values["relay"]
-            self._events.append(RelayChanged(ts, after if isinstance(after, bool) else None,
-                                             before if isinstance(before, bool) else None))
-        return any(self.meter.is_reading_role(role) for role in values)
+            before = meter.values.get("relay")
+            values = meter.apply(dp)
+            events.append(DatapointReceived(ts, dp, meter.view))
+            reported = values.keys() & _READING_ROLES
+            if reported:
+                self._roles_reported |= reported
+                self._reading_dirty = True
+            if "relay" in values and values["relay"] != before:
+                after = values["relay"]
+                events.append(RelayChanged(ts, after if isinstance(after, bool) else None,
+                                           before if isinstance(before, bool) else None))
 
     # ---- requests and replies --------------------------------------------------------------
     def _on_reply(self, req: _Request, f: Frame, now: float) -> None:
@@ -409,11 +438,11 @@ class HostMachine:
             restarted = f.payload[0] == 0x00
             if self._phase == "handshake":
                 if restarted and self._was_online:
-                    self._events.append(McuRestarted(self._wall()))
+                    self._events.append(McuRestarted(self._stamp()))
                     self._forget_relay()
                 self._start_startup(now)
             elif restarted:
-                self._events.append(McuRestarted(self._wall()))
+                self._events.append(McuRestarted(self._stamp()))
                 self._fail_all("the MCU restarted")
                 self._forget_relay()
                 self._set_link(LinkState.HANDSHAKING, "the MCU restarted; running start-up again")
@@ -451,7 +480,7 @@ class HostMachine:
 
     def _on_product(self, f: Frame) -> None:
         self.product = parse_product_info(f.payload)
-        self._events.append(ProductInfoReceived(self._wall(), self.product))
+        self._events.append(ProductInfoReceived(self._stamp(), self.product))
         if self._auto_profile and self.product.product_id:
             profile, why = choose_profile(self.product.product_id, {})
             if why.startswith("product id"):
@@ -463,7 +492,7 @@ class HostMachine:
         if f.command == Command.PRODUCT_INFO and f.payload:
             self._on_product(f)
         elif f.command == Command.HEARTBEAT and f.payload == b"\x00" and self.frames_in > 1:
-            self._events.append(McuRestarted(self._wall()))
+            self._events.append(McuRestarted(self._stamp()))
             self._forget_relay()
 
     def _advance_startup(self, now: float) -> None:
@@ -523,15 +552,20 @@ class HostMachine:
         frame = Frame(0x00, cmd, payload)
         self._out += encode_frame(cmd, payload)
         self.frames_out += 1
-        self._events.append(FrameLogged(self._wall(), "out", frame, self.describe_frame))
+        if self.config.log_frames:
+            self._events.append(FrameLogged(self._stamp(), "out", frame, self.describe_frame))
 
     def _finish(self, req: _Request, ok: bool, message: str) -> None:
         if req.token is not None:
-            self._events.append(CommandFinished(self._wall(), req.token, ok, message))
+            self._events.append(CommandFinished(self._stamp(), req.token, ok, message))
 
     # ---- frame text for the log ------------------------------------------------------------
     def describe_frame(self, f: Frame) -> str:
         return describe_frame(f, self.meter)
+
+
+_DP_REPORT = int(Command.DP_REPORT)
+_READING_ROLES = frozenset(READING_ROLES)
 
 
 def report_payload(f: Frame) -> bytes | None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
@@ -86,19 +86,31 @@ class DPSpec:
     fields: tuple[Field, ...] = ()
     bits: tuple[str, ...] = ()
     alarms: tuple[Alarm, ...] = ()
+    # (role, start, end, divisor, scale) per field, worked out once: decoding runs for every report
+    _plan: tuple[tuple[str, int, int, int, float], ...] = field(default=(), init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        plan = tuple((f.role, f.offset, f.offset + f.size, _divisor(f.scale), f.scale) for f in self.fields)
+        object.__setattr__(self, "_plan", plan)
 
     def decode(self, dp: DataPoint) -> dict[str, Scalar]:
         """Values this dp gives, keyed by role (or by the dp's name when it has no role)."""
-        if self.fields and isinstance(dp.value, bytes):
-            return {f.role: _scaled(int.from_bytes(dp.value[f.offset:f.offset + f.size], "big"), f.scale)
-                    for f in self.fields if f.offset + f.size <= len(dp.value)}
-        if self.alarms and isinstance(dp.value, bytes):
+        value = dp.value
+        if self._plan and isinstance(value, bytes):
             out: dict[str, Scalar] = {}
+            n = len(value)
+            for role, start, end, divisor, scale in self._plan:
+                if end <= n:
+                    raw = int.from_bytes(value[start:end], "big")
+                    out[role] = raw if divisor == 1 else raw / divisor if divisor else round(raw * scale, 9)
+            return out
+        if self.alarms and isinstance(dp.value, bytes):
+            alarms: dict[str, Scalar] = {}
             for name, trips, threshold, unit in alarm_records(dp.value, self.alarms):
                 key = f"{self.name}.{name}"
-                key = key if key not in out else f"{key}_{len(out)}"  # a repeated id is shown, not merged
-                out[key] = _alarm_text(trips, threshold, unit)
-            return out
+                key = key if key not in alarms else f"{key}_{len(alarms)}"  # a repeated id is shown, not merged
+                alarms[key] = _alarm_text(trips, threshold, unit)
+            return alarms
         key = self.role or self.name
         if self.bits and isinstance(dp.value, int) and not isinstance(dp.value, bool):
             return {key: fault_names(dp.value, self.bits)}
@@ -138,7 +150,15 @@ def _decimals(scale: float) -> int | None:
 def _scaled(raw: int, scale: float) -> float | int:
     if scale == 1:
         return raw
-    return round(raw * scale, 9)
+    divisor = _divisor(scale)
+    return raw / divisor if divisor else round(raw * scale, 9)
+
+
+def _divisor(scale: float) -> int:
+    """10 for 0.1, 1000 for 0.001: dividing by it is exact to the last digit (raw × 0.1 is not);
+    0 when the scale is no such fraction (then raw × scale, rounded)."""
+    inverse = 1 / scale
+    return round(inverse) if abs(inverse - round(inverse)) < 1e-9 and scale <= 1 else 0
 
 
 def format_value(v: Scalar, decimals: int | None = None) -> str:

@@ -367,7 +367,7 @@ class TuimeterApp(App[int]):
 
     def _observe(self, ev: Event) -> None:
         if isinstance(ev, DatapointReceived):
-            self.discovery.observe(ev.view.dp, ev.ts.timestamp())
+            self.discovery.observe(ev.dp, ev.ts.timestamp())
         elif isinstance(ev, ProductInfoReceived):
             self.discovery.product_id = ev.info.product_id
         elif isinstance(ev, ProfileChosen) and ev.reason != EDITED:

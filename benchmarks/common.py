@@ -1,0 +1,85 @@
+"""What every benchmark shares: the machine it ran on, repeated runs summarised, a recorded stream."""
+
+from __future__ import annotations
+
+import os
+import platform
+import random
+import statistics
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tuimeter.core.commands import Command
+from tuimeter.core.datapoints import DPType, make_datapoint
+from tuimeter.core.frames import encode_frame
+
+MCU = 3  # the version byte this meter's MCU sends
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, "
+            f"{platform.python_implementation()} {platform.python_version()}")
+
+
+def summary(values: list[float], digits: int = 3) -> dict[str, Any]:
+    """Median of the runs and their spread (min–max), as the docs report them."""
+    return {"median": round(statistics.median(values), digits), "min": round(min(values), digits),
+            "max": round(max(values), digits), "runs": len(values)}
+
+
+def percentile(values: list[float], q: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, max(0, round(q / 100 * (len(s) - 1))))]
+
+
+def repeat(runs: int, fn: Callable[[], float]) -> list[float]:
+    return [fn() for _ in range(runs)]
+
+
+def phase_a(volts: float, amps: float, watts: float, leak_ma: int) -> bytes:
+    """The 10-byte dp 6 of this meter: V(2) 0.1 V, I(3) mA, P(3) W, leakage(2) mA."""
+    return (round(volts * 10).to_bytes(2, "big") + round(amps * 1000).to_bytes(3, "big")
+            + round(watts).to_bytes(3, "big") + leak_ma.to_bytes(2, "big"))
+
+
+def recorded_stream(frames: int, seed: int = 1) -> tuple[bytes, int]:
+    """A meter's side of the line: mostly dp 6 reports, some heartbeat answers, energy and relay
+    reports, and noise between frames. Returns the bytes and how many valid frames they hold."""
+    rng = random.Random(seed)
+    parts: list[bytes] = []
+    volts, amps = 231.0, 2.0
+    valid = 0
+    while valid < frames:
+        r = rng.random()
+        if r < 0.02:  # line noise: a few random bytes (never a whole valid frame)
+            parts.append(bytes(rng.randrange(256) for _ in range(rng.randrange(1, 12))).replace(b"\x55", b"\x54"))
+            continue
+        valid += 1
+        if r < 0.90:
+            volts = min(260.0, max(200.0, volts + rng.uniform(-0.3, 0.3)))
+            amps = min(60.0, max(0.0, amps + rng.uniform(-0.2, 0.2)))
+            dp = make_datapoint(6, DPType.RAW, phase_a(volts, amps, volts * amps * 0.97, rng.randrange(0, 8)))
+            parts.append(encode_frame(Command.DP_REPORT, dp.encode(), MCU))
+        elif r < 0.95:
+            parts.append(encode_frame(Command.HEARTBEAT, b"\x01", MCU))
+        elif r < 0.99:
+            dp = make_datapoint(1, DPType.VALUE, 88848 + valid // 1000)
+            parts.append(encode_frame(Command.DP_REPORT, dp.encode(), MCU))
+        else:
+            dp = make_datapoint(16, DPType.BOOL, True)
+            parts.append(encode_frame(Command.DP_REPORT, dp.encode(), MCU))
+    return b"".join(parts), valid
+
+
+def chunked(data: bytes, size: int) -> list[bytes]:
+    """As a serial port hands them over: reads of up to `size` bytes."""
+    return [data[i:i + size] for i in range(0, len(data), size)]
