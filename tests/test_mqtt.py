@@ -309,3 +309,13 @@ def test_tls_with_the_brokers_ca_and_a_clear_line_without_it(tmp_path: Path) -> 
         assert ok.returncode == 0 and f"mqtt up: connected to mqtts://127.0.0.1:{b.port}" in out
     finally:
         b.stop()
+
+
+def test_only_a_refused_connect_counts_as_a_refused_login() -> None:
+    from aiomqtt.exceptions import MqttConnectError
+
+    from tuimeter.bridge.mqtt import _refused
+
+    assert _refused(MqttConnectError(4)) and _refused(MqttConnectError(5))
+    assert not _refused(aiomqtt.MqttCodeError(4))  # paho's "not connected": a lost broker, not a bad password
+    assert not _refused(MqttConnectError(3))  # server unavailable: worth retrying

@@ -13,11 +13,14 @@ from typing import Protocol, TextIO
 
 from tuimeter.core.events import (
     CommandFinished,
+    DatapointReceived,
     Event,
+    FrameLogged,
     LinkChanged,
     LinkState,
     McuRestarted,
     Notice,
+    ParseProblem,
     ProductInfoReceived,
     ProfileChosen,
     ReadingUpdated,
@@ -27,6 +30,8 @@ from tuimeter.core.events import (
 from tuimeter.core.meter import Reading
 from tuimeter.host.bus import EventBus
 from tuimeter.sinks import RecordSink, SinkError
+
+STATUS_EVERY = 1.0  # seconds between status lines, at most
 
 
 class EventSource(Protocol):
@@ -130,7 +135,11 @@ class HeadlessMonitor:
         self._held: ReadingUpdated | None = None  # the newest reading skipped by --every
         self._lines: list[str] = []  # status lines waiting for the next flush
         self._due: float | None = None  # when queued output must be written (monotonic)
-        self._sub = session.bus.subscribe()  # before the session starts: no event is missed
+        # at most one status line a second for people and journald; --log still gets every reading
+        self._status_at = float("-inf")
+        self._status_held: ReadingUpdated | None = None
+        # before the session starts: no event is missed; per-datapoint and per-frame events are not read here
+        self._sub = session.bus.subscribe(skip=(DatapointReceived, FrameLogged, ParseProblem))
 
     def handle(self, ev: Event) -> None:
         if isinstance(ev, ReadingUpdated) and self.options.every > 0:
@@ -143,17 +152,39 @@ class HeadlessMonitor:
         self._emit(ev)
 
     def _emit(self, ev: Event) -> None:
-        line = status_line(ev.reading, self.color) if isinstance(ev, ReadingUpdated) else event_line(ev)
+        if isinstance(ev, ReadingUpdated):
+            now = time.monotonic()
+            if now - self._status_at < STATUS_EVERY:
+                self._status_held = ev  # shown when the second is up, if nothing newer came
+                line = None
+            else:
+                self._status_at, self._status_held = now, None
+                line = status_line(ev.reading, self.color)
+        else:
+            line = event_line(ev)
         if line is not None:
             self._lines.append((f"<{journal_priority(ev)}>{line[10:]}" if self.journal else line) + "\n")
         if self.sink is not None:
             self.sink.write(ev)
         if self._due is None and (self._lines or (self.sink is not None and self.sink.pending)):
             self._due = time.monotonic() + self.options.flush_every
+        if self._status_held is not None:
+            due = self._status_at + STATUS_EVERY
+            self._due = due if self._due is None else min(self._due, due)
 
-    def flush(self) -> None:
+    def _release_status(self, force: bool = False) -> None:
+        held = self._status_held
+        if held is not None and (force or time.monotonic() - self._status_at >= STATUS_EVERY):
+            self._status_at, self._status_held = time.monotonic(), None
+            line = status_line(held.reading, self.color)
+            self._lines.append((f"<{journal_priority(held)}>{line[10:]}" if self.journal else line) + "\n")
+
+    def flush(self, final: bool = False) -> None:
         """Write what is queued: one write for the status lines, one for the records."""
         self._due = None
+        self._release_status(final)
+        if self._status_held is not None:  # its second is not up yet: come back then
+            self._due = self._status_at + STATUS_EVERY
         if self._lines:
             self.out.write("".join(self._lines))
             self.out.flush()
@@ -182,7 +213,7 @@ class HeadlessMonitor:
         finally:
             if self._held is not None:
                 self._emit(self._held)  # the last state the meter reported is not lost at shutdown
-            self.flush()
+            self.flush(final=True)
             if self.sink is not None:
                 self.sink.close()
 

@@ -23,6 +23,7 @@ from typing import Protocol
 from urllib.parse import unquote, urlsplit
 
 import aiomqtt
+from aiomqtt.exceptions import MqttConnectError
 
 from tuimeter.bridge.homeassistant import (
     OFFLINE,
@@ -144,7 +145,10 @@ def _untrusted(exc: BaseException) -> bool:
 
 
 def _refused(exc: aiomqtt.MqttError) -> bool:
-    """A CONNACK refusal that retrying will not cure: bad user name or password, not authorised."""
+    """A CONNACK refusal that retrying will not cure: bad user name or password, not authorised.
+    Only a connect error counts: paho's own error 4 ("not connected") is a different thing."""
+    if not isinstance(exc, MqttConnectError):
+        return False
     rc = getattr(exc, "rc", None)
     value = getattr(rc, "value", rc)
     return value in (4, 5, 134, 135)

@@ -9,10 +9,11 @@ outstanding at a time. MCU-initiated requests are answered at once, in every pha
 from __future__ import annotations
 
 import itertools
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 from tuimeter.core.commands import (
     Command,
@@ -66,8 +67,23 @@ class CommandRefused(Exception):
     """A command the host will not send; the message says why."""
 
 
-def _local_now() -> datetime:
-    return datetime.now(UTC).astimezone()
+class _LocalClock:
+    """Local time with its UTC offset. Asking the OS for the zone costs more than the rest of a
+    frame's handling, so the offset is looked up again only once a minute (DST changes are picked up)."""
+
+    def __init__(self) -> None:
+        self._until = 0.0
+        self._tz: timezone = UTC
+
+    def __call__(self) -> datetime:
+        t = time.time()
+        if t >= self._until:
+            self._tz = timezone(timedelta(seconds=time.localtime(t).tm_gmtoff))
+            self._until = t + 60 - t % 60  # at the next whole minute: zone changes happen on one
+        return datetime.fromtimestamp(t, self._tz)
+
+
+_local_now = _LocalClock()
 
 
 @dataclass(slots=True)

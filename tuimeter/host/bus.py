@@ -14,9 +14,10 @@ class Subscription:
     """An async iterator over events. Unbounded by default, so a logger loses nothing; a UI
     may pass `maxsize`, and then the oldest events are dropped (and counted) when it falls behind."""
 
-    def __init__(self, bus: EventBus, maxsize: int) -> None:
+    def __init__(self, bus: EventBus, maxsize: int, skip: tuple[type, ...] = ()) -> None:
         self._bus = bus
         self._queue: asyncio.Queue[object] = asyncio.Queue(maxsize)
+        self.skip = skip  # event types this consumer never reads: they are not queued at all
         self.dropped = 0
 
     def _put(self, item: object) -> None:
@@ -57,8 +58,8 @@ class EventBus:
         self._subs: set[Subscription] = set()
         self._listeners: list[Callable[[Event], None]] = []
 
-    def subscribe(self, maxsize: int = 0) -> Subscription:
-        sub = Subscription(self, maxsize)
+    def subscribe(self, maxsize: int = 0, skip: tuple[type, ...] = ()) -> Subscription:
+        sub = Subscription(self, maxsize, skip)
         self._subs.add(sub)
         return sub
 
@@ -71,7 +72,8 @@ class EventBus:
             for cb in self._listeners:
                 cb(event)
             for sub in self._subs:
-                sub._put(event)
+                if not isinstance(event, sub.skip):
+                    sub._put(event)
 
     def close(self) -> None:
         for sub in self._subs:

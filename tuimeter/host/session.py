@@ -30,6 +30,10 @@ class SessionOptions:
     reconnect_min: float = 0.25
     reconnect_max: float = 1.0
     no_data_hint_after: float = 5.0
+    # Under a fast stream, read at most every this many seconds: one wake-up takes all that arrived
+    # meanwhile (a few frames), instead of one per frame. Adds at most this much latency; a meter
+    # reporting every few seconds never waits.
+    read_coalesce: float = 0.015
 
 
 class HostSession:
@@ -47,6 +51,8 @@ class HostSession:
         self._online = asyncio.Event()
         self._closing = False
         self._taps: list[Callable[[str, bytes], None]] = []
+        self._last_read = float("-inf")
+        self._paused = False
         self.reconnects = 0
 
     @property
@@ -123,6 +129,12 @@ class HostSession:
         self._taps.append(tap)
 
     def _on_data(self, data: bytes) -> None:
+        now = self._loop.time()
+        if now - self._last_read < self.options.read_coalesce and self._transport is not None:
+            self._transport.pause_reading()  # bytes are flowing: collect the next few in one read
+            self._paused = True
+            self._loop.call_later(self.options.read_coalesce, self._resume_reading, self._transport)
+        self._last_read = now
         for tap in self._taps:
             tap("rx", data)
         try:
@@ -131,6 +143,11 @@ class HostSession:
             self._internal_error("received data", exc)
         finally:
             self._flush()
+
+    def _resume_reading(self, transport: asyncio.Transport) -> None:
+        if self._paused and transport is self._transport and not transport.is_closing():
+            transport.resume_reading()
+        self._paused = False
 
     def _on_lost(self, exc: Exception | None) -> None:
         if self._lost is not None and not self._lost.done():
