@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
@@ -138,6 +139,7 @@ class HeadlessMonitor:
         # at most one status line a second for people and journald; --log still gets every reading
         self._status_at = float("-inf")
         self._status_held: ReadingUpdated | None = None
+        self._status_timer: asyncio.TimerHandle | None = None
         # before the session starts: no event is missed; per-datapoint and per-frame events are not read here
         self._sub = session.bus.subscribe(skip=(DatapointReceived, FrameLogged, ParseProblem))
 
@@ -156,39 +158,53 @@ class HeadlessMonitor:
             now = time.monotonic()
             if now - self._status_at < STATUS_EVERY:
                 self._status_held = ev  # shown when the second is up, if nothing newer came
-                line = None
             else:
                 self._status_at, self._status_held = now, None
-                line = status_line(ev.reading, self.color)
+                self._lines.append(self._status_text(ev))
+            line = None
         else:
             line = event_line(ev)
         if line is not None:
             self._lines.append((f"<{journal_priority(ev)}>{line[10:]}" if self.journal else line) + "\n")
         if self.sink is not None:
             self.sink.write(ev)
-        if self._due is None and (self._lines or (self.sink is not None and self.sink.pending)):
-            self._due = time.monotonic() + self.options.flush_every
-        if self._status_held is not None:
-            due = self._status_at + STATUS_EVERY
+        if self._lines or (self.sink is not None and self.sink.pending):  # the earliest promise stands
+            due = time.monotonic() + self.options.flush_every
             self._due = due if self._due is None else min(self._due, due)
+        if self._status_held is not None and self._status_timer is None:
+            loop = asyncio.get_running_loop()
+            self._status_timer = loop.call_at(loop.time() + self._status_at + STATUS_EVERY - time.monotonic(),
+                                              self._show_held_status)
 
-    def _release_status(self, force: bool = False) -> None:
-        held = self._status_held
-        if held is not None and (force or time.monotonic() - self._status_at >= STATUS_EVERY):
-            self._status_at, self._status_held = time.monotonic(), None
-            line = status_line(held.reading, self.color)
-            self._lines.append((f"<{journal_priority(held)}>{line[10:]}" if self.journal else line) + "\n")
+    def _show_held_status(self) -> None:
+        """The newest reading's line, once its second is up (stdout only: records are not held)."""
+        self._status_timer = None
+        held, self._status_held = self._status_held, None
+        if held is None:
+            return
+        self._status_at = time.monotonic()
+        self._lines.append(self._status_text(held))
+        with contextlib.suppress(OSError, ValueError):
+            self._write_lines()
 
-    def flush(self, final: bool = False) -> None:
-        """Write what is queued: one write for the status lines, one for the records."""
-        self._due = None
-        self._release_status(final)
-        if self._status_held is not None:  # its second is not up yet: come back then
-            self._due = self._status_at + STATUS_EVERY
+    def _status_text(self, ev: ReadingUpdated) -> str:
+        line = status_line(ev.reading, self.color)
+        return (f"<{journal_priority(ev)}>{line[10:]}" if self.journal else line) + "\n"
+
+    def _write_lines(self) -> None:
         if self._lines:
             self.out.write("".join(self._lines))
             self.out.flush()
             self._lines.clear()
+
+    def flush(self, final: bool = False) -> None:
+        """Write what is queued: one write for the status lines, one for the records."""
+        self._due = None
+        if final and self._status_held is not None:  # the last state is not left unshown at shutdown
+            if self._status_timer is not None:
+                self._status_timer.cancel()
+            self._show_held_status()
+        self._write_lines()
         if self.sink is not None:
             self.sink.flush()
 
