@@ -6,7 +6,7 @@ import os
 import platform
 import random
 import statistics
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -54,30 +54,45 @@ def phase_a(volts: float, amps: float, watts: float, leak_ma: int) -> bytes:
 def recorded_stream(frames: int, seed: int = 1) -> tuple[bytes, int]:
     """A meter's side of the line: mostly dp 6 reports, some heartbeat answers, energy and relay
     reports, and noise between frames. Returns the bytes and how many valid frames they hold."""
+    parts = list(stream_parts(frames, seed))
+    return b"".join(parts), frames
+
+
+def stream_chunks(frames: int, size: int, seed: int = 1) -> Iterator[bytes]:
+    """The same stream, made as it is read: nothing held but the current read."""
+    buf = bytearray()
+    for part in stream_parts(frames, seed):
+        buf += part
+        while len(buf) >= size:
+            yield bytes(buf[:size])
+            del buf[:size]
+    if buf:
+        yield bytes(buf)
+
+
+def stream_parts(frames: int, seed: int = 1) -> Iterator[bytes]:
     rng = random.Random(seed)
-    parts: list[bytes] = []
     volts, amps = 231.0, 2.0
     valid = 0
     while valid < frames:
         r = rng.random()
         if r < 0.02:  # line noise: a few random bytes (never a whole valid frame)
-            parts.append(bytes(rng.randrange(256) for _ in range(rng.randrange(1, 12))).replace(b"\x55", b"\x54"))
+            yield bytes(rng.randrange(256) for _ in range(rng.randrange(1, 12))).replace(b"\x55", b"\x54")
             continue
         valid += 1
         if r < 0.90:
             volts = min(260.0, max(200.0, volts + rng.uniform(-0.3, 0.3)))
             amps = min(60.0, max(0.0, amps + rng.uniform(-0.2, 0.2)))
             dp = make_datapoint(6, DPType.RAW, phase_a(volts, amps, volts * amps * 0.97, rng.randrange(0, 8)))
-            parts.append(encode_frame(Command.DP_REPORT, dp.encode(), MCU))
+            yield encode_frame(Command.DP_REPORT, dp.encode(), MCU)
         elif r < 0.95:
-            parts.append(encode_frame(Command.HEARTBEAT, b"\x01", MCU))
+            yield encode_frame(Command.HEARTBEAT, b"\x01", MCU)
         elif r < 0.99:
             dp = make_datapoint(1, DPType.VALUE, 88848 + valid // 1000)
-            parts.append(encode_frame(Command.DP_REPORT, dp.encode(), MCU))
+            yield encode_frame(Command.DP_REPORT, dp.encode(), MCU)
         else:
             dp = make_datapoint(16, DPType.BOOL, True)
-            parts.append(encode_frame(Command.DP_REPORT, dp.encode(), MCU))
-    return b"".join(parts), valid
+            yield encode_frame(Command.DP_REPORT, dp.encode(), MCU)
 
 
 def chunked(data: bytes, size: int) -> list[bytes]:

@@ -50,6 +50,13 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def report(seq: int) -> bytes:
     dp = make_datapoint(6, DPType.RAW, phase_a(230 + (seq % 50) / 10, 1.5, 340, seq % 65536))
     return encode_frame(Command.DP_REPORT, dp.encode(), MCU)
@@ -58,8 +65,9 @@ def report(seq: int) -> bytes:
 class Meter:
     """The MCU end of the pty: answers the start-up as the simulated meter does, then streams."""
 
-    def __init__(self, master: int, handshake: bool) -> None:
+    def __init__(self, master: int, handshake: bool, rate: float = RATE) -> None:
         self.master = master
+        self.rate = rate
         self.sim = SimulatedMeter(seed=1, period=3600.0, start=time.monotonic()) if handshake else None
         self.sent: dict[int, float] = {}  # seq → when its frame was written
         self.streaming = not handshake
@@ -93,7 +101,7 @@ class Meter:
                 continue
             now = time.monotonic()
             start = start or now
-            due = int((now - start) * RATE)
+            due = int((now - start) * self.rate)
             chunk = []
             while seq < due:
                 chunk.append(report(seq))
@@ -160,6 +168,7 @@ async def run_once(seconds: float, reference: bool) -> dict[str, float]:
             c0, t0 = cpu_seconds(proc.pid), time.monotonic()
             await asyncio.sleep(seconds)
             c1, t1 = cpu_seconds(proc.pid), time.monotonic()
+            peak = peak_rss_mb(proc.pid)
         finally:
             meter.stop = True
             stop.set()
@@ -169,7 +178,7 @@ async def run_once(seconds: float, reference: bool) -> dict[str, float]:
             loop.remove_reader(master)
             os.close(master)
             os.close(slave)
-    result = {"cpu_per_wall_s": (c1 - c0) / (t1 - t0)}
+    result = {"cpu_per_wall_s": (c1 - c0) / (t1 - t0), "peak_rss_mb": peak}
     if not reference:
         result["latency_p50_ms"] = percentile(latencies, 50) * 1000
         result["latency_p99_ms"] = percentile(latencies, 99) * 1000
@@ -190,6 +199,7 @@ def bench(seconds: float, runs: int) -> dict[str, Any]:
         "latency_p50_ms": summary([r["latency_p50_ms"] for r in tuimeter], 2),
         "latency_p99_ms": summary([r["latency_p99_ms"] for r in tuimeter], 2),
         "readings_per_run": summary([r["readings"] for r in tuimeter], 0),
+        "tuimeter_peak_rss_mb": summary([r["peak_rss_mb"] for r in tuimeter], 1),
         "budget": "tuimeter <= 3 % of one core; latency p99 <= 20 ms",
     }
 

@@ -39,7 +39,7 @@ READING_ATTR = {
 }
 HISTORY_SECONDS = 300.0  # the trend covers the recent five minutes...
 HISTORY_SLOT = 2.5  # ...in slots of 2.5 s (the last value of each), whatever the report rate
-LOG_KEEP = 50_000  # frame-log lines kept in memory and saved by `s` (~10 MB); the screen keeps fewer
+LOG_KEEP = 10_000  # frame-log lines kept in memory and saved by `s` (~2.5 MB); --record keeps everything
 FILTERS = ("all", "no heartbeats", "reports only")
 DEVICE_ROLES = (
     ("breaker id", "breaker_id"),
