@@ -33,6 +33,7 @@ from tuimeter.host.bus import EventBus
 from tuimeter.sinks import RecordSink, SinkError
 
 STATUS_EVERY = 1.0  # seconds between status lines, at most
+SKIPPED = (DatapointReceived, FrameLogged, ParseProblem)  # per-datapoint and per-frame events: not read here
 
 
 class EventSource(Protocol):
@@ -140,8 +141,43 @@ class HeadlessMonitor:
         self._status_at = float("-inf")
         self._status_held: ReadingUpdated | None = None
         self._status_timer: asyncio.TimerHandle | None = None
-        # before the session starts: no event is missed; per-datapoint and per-frame events are not read here
-        self._sub = session.bus.subscribe(skip=(DatapointReceived, FrameLogged, ParseProblem))
+        # Events arrive through a listener (no queue, no task switch per burst: this runs on small Pis at
+        # line rate); the subscription, which skips every event, only tells consume() the bus closed.
+        self._timer: asyncio.TimerHandle | None = None
+        self._error: BaseException | None = None
+        self._failed = asyncio.Event()
+        self._sub = session.bus.subscribe(skip=(object,))
+        session.bus.add_batch_listener(self._on_burst)  # before the session starts: no event is missed
+
+    def _on_burst(self, events: list[Event]) -> None:
+        """Everything one read of the port produced: handled, and written once, right here."""
+        if self._error is not None:
+            return
+        try:
+            for ev in events:
+                if not isinstance(ev, SKIPPED):
+                    self.handle(ev)
+            self._flush_when_due()
+        except Exception as exc:  # a record file that became unwritable: consume() reports it and ends
+            self._error = exc
+            self._failed.set()
+
+    def _flush_when_due(self) -> None:
+        if self._due is None:
+            return
+        wait = self._due - time.monotonic()
+        if wait <= 0:
+            self.flush()
+        elif self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(wait, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        try:
+            self._flush_when_due()
+        except Exception as exc:
+            self._error = exc
+            self._failed.set()
 
     def handle(self, ev: Event) -> None:
         if isinstance(ev, ReadingUpdated) and self.options.every > 0:
@@ -209,29 +245,26 @@ class HeadlessMonitor:
             self.sink.flush()
 
     async def consume(self) -> None:
-        """Handle events as they come; write once the burst is over (or --flush-every has passed)."""
+        """Run until the bus closes (or a record write fails, which is raised); write what is left."""
+        closed = asyncio.ensure_future(self._sub.get())
+        failed = asyncio.ensure_future(self._failed.wait())
         try:
-            while True:
-                if self._due is not None and (self._sub.empty() or time.monotonic() >= self._due):
-                    wait = self._due - time.monotonic()
-                    if wait <= 0:
-                        self.flush()
-                        continue
-                    try:
-                        ev = await asyncio.wait_for(self._sub.get(), wait)
-                    except TimeoutError:
-                        continue
-                else:
-                    ev = await self._sub.get()
-                if ev is None:
-                    break
-                self.handle(ev)
+            await asyncio.wait({closed, failed}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            if self._held is not None:
+            closed.cancel()
+            failed.cancel()
+            if self._timer is not None:
+                self._timer.cancel()
+            if self._error is None and self._held is not None:
                 self._emit(self._held)  # the last state the meter reported is not lost at shutdown
-            self.flush(final=True)
-            if self.sink is not None:
-                self.sink.close()
+            try:
+                if self._error is None:
+                    self.flush(final=True)
+            finally:
+                if self.sink is not None:
+                    self.sink.close()
+        if self._error is not None:
+            raise self._error
 
 
 def install_stop_signals(stop: asyncio.Event) -> None:

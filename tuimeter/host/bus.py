@@ -57,6 +57,7 @@ class EventBus:
     def __init__(self) -> None:
         self._subs: set[Subscription] = set()
         self._listeners: list[Callable[[Event], None]] = []
+        self._batch_listeners: list[Callable[[list[Event]], None]] = []
 
     def subscribe(self, maxsize: int = 0, skip: tuple[type, ...] = ()) -> Subscription:
         sub = Subscription(self, maxsize, skip)
@@ -67,13 +68,21 @@ class EventBus:
         """Called synchronously for each event (keep it cheap; no I/O)."""
         self._listeners.append(callback)
 
+    def add_batch_listener(self, callback: Callable[[list[Event]], None]) -> None:
+        """Called synchronously once per publish with all its events (a burst from the meter), after
+        the per-event listeners: a consumer that writes can do so once per burst, without a task."""
+        self._batch_listeners.append(callback)
+
     def publish(self, events: Iterable[Event]) -> None:
+        events = list(events)
         for event in events:
             for cb in self._listeners:
                 cb(event)
             for sub in self._subs:
                 if not isinstance(event, sub.skip):
                     sub._put(event)
+        for batch in self._batch_listeners:
+            batch(events)
 
     def close(self) -> None:
         for sub in self._subs:
