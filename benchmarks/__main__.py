@@ -10,13 +10,14 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from benchmarks import core, headless, memory, startup, tui
 
 
 def run_all(quick: bool) -> list[dict[str, Any]]:
-    steps = [
+    steps: list[tuple[str, Callable[[], dict[str, Any]]]] = [
         ("core", lambda: core.bench(100_000 if quick else 1_000_000, 3 if quick else 5, 256)),
         ("headless", lambda: headless.bench(8.0 if quick else 20.0, 1 if quick else 3)),
         ("tui", lambda: tui.bench(8.0 if quick else 20.0, 1 if quick else 3)),
