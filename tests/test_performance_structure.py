@@ -1,0 +1,53 @@
+"""What the performance budgets rest on, checked without timing anything (timing is in benchmarks/)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from benchmarks.common import chunked, recorded_stream
+from benchmarks.core import online_machine, run_core, run_floor
+from tuimeter.core.commands import Command
+from tuimeter.core.events import FrameLogged, Notice, ReadingUpdated
+from tuimeter.core.frames import Frame
+from tuimeter.host.bus import EventBus
+from tuimeter.tui.model import LOG_KEEP, MonitorModel
+
+TS = datetime(2026, 11, 24, tzinfo=UTC)
+
+
+def test_the_frame_log_in_memory_is_bounded() -> None:
+    model = MonitorModel(lambda: 0.0)
+    frame = Frame(3, Command.HEARTBEAT, b"\x01")
+    for _ in range(LOG_KEEP * 2 + 7):
+        model.handle(FrameLogged(TS, "in", frame))
+    assert len(model.log) == LOG_KEEP and len(model.new_lines) <= LOG_KEEP
+
+
+def test_without_a_screen_no_frame_log_events_are_made() -> None:
+    quiet, screen = online_machine(log_frames=False), online_machine(log_frames=True)
+    stream, _ = recorded_stream(500)
+    for m in (quiet, screen):
+        m.events()
+        m.receive(stream, 100.0)
+    assert not any(isinstance(e, FrameLogged) for e in quiet.events())
+    assert sum(isinstance(e, FrameLogged) for e in screen.events()) >= 500
+
+
+def test_core_benchmark_and_its_floor_count_the_same_frames() -> None:
+    # the floor is only a fair comparison if it finds exactly the frames the core decodes
+    stream, frames = recorded_stream(3000)
+    chunks = chunked(stream, 256)
+    _, decoded, readings = run_core(chunks, log_frames=False)
+    _, floor = run_floor(chunks)
+    assert decoded == floor == frames and readings > 0
+
+
+def test_a_consumer_can_skip_event_types_it_never_reads() -> None:
+    bus = EventBus()
+    sub = bus.subscribe(skip=(FrameLogged,))
+    seen: list[list[object]] = []
+    bus.add_batch_listener(lambda batch: seen.append(list(batch)))
+    bus.publish([FrameLogged(TS, "in", Frame(3, 0, b"\x01")), Notice(TS, "hello")])
+    assert isinstance(sub.get_nowait(), Notice) and sub.get_nowait() is None
+    assert len(seen) == 1 and len(seen[0]) == 2  # one call per burst, with all of it
+    assert not any(isinstance(e, ReadingUpdated) for e in seen[0])
