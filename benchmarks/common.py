@@ -98,3 +98,15 @@ def stream_parts(frames: int, seed: int = 1) -> Iterator[bytes]:
 def chunked(data: bytes, size: int) -> list[bytes]:
     """As a serial port hands them over: reads of up to `size` bytes."""
     return [data[i:i + size] for i in range(0, len(data), size)]
+
+
+def timed_cli(doc: str | None, bench: Callable[[float, int], dict[str, Any]]) -> None:
+    """`--seconds S --runs N`, then the figures as JSON: the command line of the timed benchmarks."""
+    import argparse
+    import json
+
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--runs", type=int, default=3)
+    args = ap.parse_args()
+    print(json.dumps(bench(args.seconds, args.runs), indent=2))

@@ -9,7 +9,6 @@ file latency (each frame carries its sequence number in the leakage field).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import os
@@ -22,7 +21,7 @@ import tty
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import MCU, machine, percentile, phase_a, summary
+from benchmarks.common import MCU, machine, percentile, phase_a, summary, timed_cli
 from tuimeter.core.commands import Command
 from tuimeter.core.datapoints import DPType, make_datapoint
 from tuimeter.core.frames import encode_frame
@@ -205,11 +204,7 @@ def bench(seconds: float, runs: int) -> dict[str, Any]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seconds", type=float, default=20.0)
-    ap.add_argument("--runs", type=int, default=3)
-    args = ap.parse_args()
-    print(json.dumps(bench(args.seconds, args.runs), indent=2))
+    timed_cli(__doc__, bench)
 
 
 if __name__ == "__main__":

@@ -12,9 +12,7 @@ Two views of the same app:
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
 import os
 import shutil
 import subprocess
@@ -24,7 +22,7 @@ import tty
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import machine, percentile, summary
+from benchmarks.common import machine, percentile, summary, timed_cli
 from benchmarks.headless import Meter, cpu_seconds, peak_rss_mb
 
 RATE = 50.0
@@ -144,11 +142,7 @@ def bench(seconds: float, runs: int) -> dict[str, Any]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seconds", type=float, default=20.0)
-    ap.add_argument("--runs", type=int, default=3)
-    args = ap.parse_args()
-    print(json.dumps(bench(args.seconds, args.runs), indent=2))
+    timed_cli(__doc__, bench)
 
 
 if __name__ == "__main__":
