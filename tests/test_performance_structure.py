@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from benchmarks.common import chunked, recorded_stream
 from benchmarks.core import online_machine, run_core, run_floor
 from tuimeter.core.commands import Command
-from tuimeter.core.events import FrameLogged, Notice, ReadingUpdated
+from tuimeter.core.events import FrameLogged, Notice
 from tuimeter.core.frames import Frame
 from tuimeter.host.bus import EventBus
 from tuimeter.tui.model import LOG_KEEP, MonitorModel
@@ -42,12 +42,13 @@ def test_core_benchmark_and_its_floor_count_the_same_frames() -> None:
     assert decoded == floor == frames and readings > 0
 
 
-def test_a_consumer_can_skip_event_types_it_never_reads() -> None:
+async def test_a_burst_reaches_a_batch_listener_in_one_call() -> None:
     bus = EventBus()
-    sub = bus.subscribe(skip=(FrameLogged,))
-    seen: list[list[object]] = []
-    bus.add_batch_listener(lambda batch: seen.append(list(batch)))
+    each: list[object] = []
+    bursts: list[list[object]] = []
+    bus.add_listener(each.append)
+    bus.add_batch_listener(lambda batch: bursts.append(list(batch)))
     bus.publish([FrameLogged(TS, "in", Frame(3, 0, b"\x01")), Notice(TS, "hello")])
-    assert isinstance(sub.get_nowait(), Notice) and sub.get_nowait() is None
-    assert len(seen) == 1 and len(seen[0]) == 2  # one call per burst, with all of it
-    assert not any(isinstance(e, ReadingUpdated) for e in seen[0])
+    assert len(each) == 2 and len(bursts) == 1 and bursts[0] == each  # one call per burst, with all of it
+    bus.close()
+    await bus.wait_closed()

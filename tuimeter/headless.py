@@ -141,12 +141,11 @@ class HeadlessMonitor:
         self._status_at = float("-inf")
         self._status_held: ReadingUpdated | None = None
         self._status_timer: asyncio.TimerHandle | None = None
-        # Events arrive through a listener (no queue, no task switch per burst: this runs on small Pis at
-        # line rate); the subscription, which skips every event, only tells consume() the bus closed.
+        # Events arrive a burst at a time through a batch listener (no queue, no task switch per burst:
+        # this runs on small Pis at line rate); consume() only waits for the bus to close.
         self._timer: asyncio.TimerHandle | None = None
         self._error: BaseException | None = None
         self._failed = asyncio.Event()
-        self._sub = session.bus.subscribe(skip=(object,))
         session.bus.add_batch_listener(self._on_burst)  # before the session starts: no event is missed
 
     def _on_burst(self, events: list[Event]) -> None:
@@ -196,12 +195,11 @@ class HeadlessMonitor:
                 self._status_held = ev  # shown when the second is up, if nothing newer came
             else:
                 self._status_at, self._status_held = now, None
-                self._lines.append(self._status_text(ev))
-            line = None
+                self._queue_line(ev, status_line(ev.reading, self.color))
         else:
             line = event_line(ev)
-        if line is not None:
-            self._lines.append((f"<{journal_priority(ev)}>{line[10:]}" if self.journal else line) + "\n")
+            if line is not None:
+                self._queue_line(ev, line)
         if self.sink is not None:
             self.sink.write(ev)
         if self._lines or (self.sink is not None and self.sink.pending):  # the earliest promise stands
@@ -219,13 +217,13 @@ class HeadlessMonitor:
         if held is None:
             return
         self._status_at = time.monotonic()
-        self._lines.append(self._status_text(held))
+        self._queue_line(held, status_line(held.reading, self.color))
         with contextlib.suppress(OSError, ValueError):
             self._write_lines()
 
-    def _status_text(self, ev: ReadingUpdated) -> str:
-        line = status_line(ev.reading, self.color)
-        return (f"<{journal_priority(ev)}>{line[10:]}" if self.journal else line) + "\n"
+    def _queue_line(self, ev: Event, line: str) -> None:
+        """For journald, the time (the first 10 characters) gives way to a priority."""
+        self._lines.append((f"<{journal_priority(ev)}>{line[10:]}" if self.journal else line) + "\n")
 
     def _write_lines(self) -> None:
         if self._lines:
@@ -246,7 +244,7 @@ class HeadlessMonitor:
 
     async def consume(self) -> None:
         """Run until the bus closes (or a record write fails, which is raised); write what is left."""
-        closed = asyncio.ensure_future(self._sub.get())
+        closed = asyncio.ensure_future(self.session.bus.wait_closed())
         failed = asyncio.ensure_future(self._failed.wait())
         try:
             await asyncio.wait({closed, failed}, return_when=asyncio.FIRST_COMPLETED)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import TextIO
 
 from tuimeter.analyzer.decode import (
@@ -15,7 +14,7 @@ from tuimeter.analyzer.decode import (
     render_json,
     render_text,
 )
-from tuimeter.analyzer.export import export_problem, write_exports
+from tuimeter.analyzer.export import export_discovery, export_problem
 from tuimeter.core.profile import ProfileError, load_profile
 from tuimeter.recorder import read_recording
 
@@ -59,10 +58,8 @@ def _export(streams: list[tuple[str, str | None, bytes]], path: str, say: TextIO
     if not found.seen:
         print("tuimeter decode: the captures hold no datapoint report; nothing to export", file=sys.stderr)
         return 4
-    base = Path(path).with_suffix("") if path.endswith(".toml") else Path(path)
-    ids = (found.product_id,) if found.product_id else ()
     try:
-        files = write_exports(found.profile(base.name, product_ids=ids), base)
+        files = export_discovery(found, path)
     except OSError as exc:
         print(f"tuimeter decode: cannot write the export {path}: {exc.strerror}; choose a writable path",
               file=sys.stderr)

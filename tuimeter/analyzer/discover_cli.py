@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import TextIO
 
 from tuimeter.analyzer.discovery import Discovery, SeenDatapoint
-from tuimeter.analyzer.export import write_exports
-from tuimeter.core.events import DatapointReceived, Event, ProductInfoReceived, ProfileChosen
+from tuimeter.analyzer.export import export_discovery
+from tuimeter.core.events import DatapointReceived, Event, LinkChanged, ProductInfoReceived, ProfileChosen
 from tuimeter.core.host import HostMachine
 from tuimeter.core.profile import format_value, with_unit
 from tuimeter.headless import EventSource, event_line, install_stop_signals
@@ -27,7 +27,6 @@ class DiscoverMonitor:
         # guesses start from the profile the meter is read through (--profile, or picked later)
         self.discovery = Discovery(base=machine.profile)
         self.machine = machine
-        self.product_id: str | None = None
         self.out = out
         self.out_ok = True
         source.bus.add_listener(self.handle)
@@ -38,14 +37,12 @@ class DiscoverMonitor:
             if self.discovery.observe(dp, ev.ts.timestamp()):
                 self._say(f"{ev.ts:%H:%M:%S}  new {describe_seen(self.discovery, dp.id)}")
         elif isinstance(ev, ProductInfoReceived):
-            self.product_id = self.discovery.product_id = ev.info.product_id
+            self.discovery.product_id = ev.info.product_id
             self._say(f"{ev.ts:%H:%M:%S}  product {ev.info.text}")
         elif isinstance(ev, ProfileChosen):
             self.discovery.base = self.machine.profile
-        else:
-            line = event_line(ev)
-            if line is not None and "link" in line:
-                self._say(line)
+        elif isinstance(ev, LinkChanged):
+            self._say(str(event_line(ev)))
 
     def _say(self, line: str) -> None:
         """A closed stdout (`| head`) ends the printing, never the discovery or its export."""
@@ -62,23 +59,16 @@ class DiscoverMonitor:
         for dpid in sorted(self.discovery.seen):
             s = self.discovery.seen[dpid]
             rate = s.changes_per_minute()
-            rows.append((str(dpid), _type_text(s), str(s.reports), str(s.changes),
+            rows.append((str(dpid), type_text(s), str(s.reports), str(s.changes),
                          "—" if rate is None else f"{rate:.1f}", value_text(self.discovery, dpid),
                          meaning_text(self.discovery, dpid)))
         widths = [max(len(r[i]) for r in rows) for i in range(6)]
         return "\n".join("  ".join(c.ljust(w) for c, w in zip(r[:6], widths, strict=True)) + "  " + r[6]
                          for r in rows) + "\n"
 
-    def export(self, path: str) -> list[Path]:
-        """Write PATH.toml and PATH-autoexec.bat; returns the files written."""
-        base = Path(path)
-        if base.suffix == ".toml":
-            base = base.with_suffix("")
-        ids = (self.product_id,) if self.product_id else ()
-        return write_exports(self.discovery.profile(base.name, product_ids=ids), base)
 
-
-def _type_text(s: SeenDatapoint) -> str:
+def type_text(s: SeenDatapoint) -> str:
+    """The wire type, with the lengths seen for a raw dp ("raw 10B")."""
     if s.type.label == "raw":
         return "raw " + "/".join(str(n) for n in sorted(s.lengths)) + "B"
     return s.type.label
@@ -106,7 +96,7 @@ def meaning_text(d: Discovery, dpid: int) -> str:
 
 def describe_seen(d: Discovery, dpid: int) -> str:
     s = d.seen[dpid]
-    return f"dp {dpid} {_type_text(s)}: {value_text(d, dpid)} — {meaning_text(d, dpid)}"
+    return f"dp {dpid} {type_text(s)}: {value_text(d, dpid)} — {meaning_text(d, dpid)}"
 
 
 async def run_discover(source: EventSource, monitor: DiscoverMonitor, *, seconds: float | None,
@@ -123,7 +113,7 @@ async def run_discover(source: EventSource, monitor: DiscoverMonitor, *, seconds
     files: list[Path] = []
     if export:  # first: the files matter more than the table on a terminal that may be gone
         try:
-            files = monitor.export(export)
+            files = export_discovery(monitor.discovery, export)
         except OSError as exc:
             print(f"tuimeter: cannot write the export {export}: {exc.strerror}; choose a writable path",
                   file=sys.stderr)

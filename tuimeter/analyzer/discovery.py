@@ -194,8 +194,9 @@ class Discovery:
         return choices[(choices.index(current) + 1) % len(choices)]
 
     # ---- result ----------------------------------------------------------------------------
-    def profile(self, name: str = "discovered", title: str = "", product_ids: tuple[str, ...] = ()) -> Profile:
-        """Every dp seen, as the profile this discovery amounts to."""
+    def profile(self, name: str = "discovered", title: str = "") -> Profile:
+        """Every dp seen, as the profile this discovery amounts to (for the product id seen, if any)."""
+        product_ids = (self.product_id,) if self.product_id else ()
         specs = {dpid: self.spec(dpid) for dpid in sorted(self.seen)}
         home = self.home()
         # who keeps a panel two dps claim: the user's edit, then the meter's own profile, then the lower id

@@ -10,6 +10,7 @@ import json
 import os
 from pathlib import Path
 
+from tuimeter.analyzer.discovery import Discovery
 from tuimeter.core.datapoints import DPType
 from tuimeter.core.profile import DPSpec, Field, Profile
 
@@ -161,9 +162,21 @@ def write_exports(profile: Profile, base: Path) -> list[Path]:
     return [f for f, _ in files]
 
 
+def export_base(path: str) -> Path:
+    """PATH of `--export PATH` without a .toml the user may have typed: the files are PATH.toml and
+    PATH-autoexec.bat, and the profile is named after PATH's last part."""
+    return Path(path[:-5] if path.endswith(".toml") else path)
+
+
+def export_discovery(found: Discovery, path: str) -> list[Path]:
+    """What a discovery found, written as PATH.toml and PATH-autoexec.bat."""
+    base = export_base(path)
+    return write_exports(found.profile(base.name), base)
+
+
 def export_problem(path: str, profile: str | None = None) -> str | None:
     """Why PATH cannot take an export (checked before a run, so no run is wasted), or None."""
-    base = Path(path[:-5] if path.endswith(".toml") else path)
+    base = export_base(path)
     name = base.name
     if not path or path.endswith(("/", os.sep)) or name in ("", ".", ".."):
         return f"--export {path!r}: give a file name without extension, e.g. --export mymeter"

@@ -15,7 +15,7 @@ import json
 import os
 import secrets
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -172,7 +172,6 @@ class MqttBridge:
         self._runner: asyncio.Task[None] | None = None
         self._commands: set[asyncio.Task[None]] = set()
         self.connected = False
-        self.published = 0
         self._sent: dict[str, str] = {}  # what this connection last published per topic
         # unique per process: two clients with one id make the broker drop them in turns
         self._client_id = f"tuimeter-{self.topics.node_id}-{os.getpid()}-{secrets.token_hex(3)}"
@@ -321,7 +320,6 @@ class MqttBridge:
             return
         await client.publish(topic, payload, qos=1, retain=True)
         self._sent[topic] = payload
-        self.published += 1
 
     # ---- in: relay commands and Home Assistant's birth message -----------------------------
     async def _listener(self, client: aiomqtt.Client) -> None:
@@ -350,16 +348,12 @@ class MqttBridge:
 
     async def _switch(self, on: bool) -> None:
         try:
-            await self._guarded(self.link.set_relay(on))
-        finally:
-            self._dirty.set()  # the relay topic shows the meter's state, whatever became of the command
-
-    async def _guarded(self, call: Awaitable[str]) -> None:
-        try:
-            message = await call
+            message = await self.link.set_relay(on)
         except CommandRefused as exc:
             self._service(True, f"relay command from MQTT refused: {exc}", "warning")
         except Exception as exc:  # CommandFailed, or anything else: said once, the bridge goes on
             self._service(True, f"relay command from MQTT: {exc}", "warning")
         else:
             self._service(True, f"relay command from MQTT: {message}")
+        finally:
+            self._dirty.set()  # the relay topic shows the meter's state, whatever became of the command

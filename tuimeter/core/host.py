@@ -124,7 +124,7 @@ class HostMachine:
         self._startup: deque[_Request] = deque()  # remaining start-up steps
         self._queue: deque[_Request] = deque()  # user commands and network ramps once online
         self._phase = "idle"  # idle, handshake, startup, dump, running
-        self._dump_ends = self._dump_deadline = 0.0  # listen-only reuses _dump_deadline for the profile pick
+        self._dump_ends = self._dump_deadline = 0.0
         self._next_heartbeat = 0.0
         self._missed = 0
         self._net_state: int | None = None
@@ -145,7 +145,7 @@ class HostMachine:
         seen = self.meter.dps
         self.meter = MeterState(profile)
         for dp in seen.values():  # values read through the new map count as reported now
-            self._roles_reported.update(r for r in self.meter.apply(dp) if self.meter.is_reading_role(r))
+            self._roles_reported |= self.meter.apply(dp).keys() & _READING_ROLES
         self._relay_dp = self._relay_dp_of(profile)
         self._events.append(ProfileChosen(self._stamp(), profile.name, reason))
         self._reading_dirty = bool(seen)
@@ -305,10 +305,14 @@ class HostMachine:
     def finish_listening(self) -> None:
         """Listen-only: the recording has ended; settle the profile and say so."""
         if self._auto_profile and self.meter.dps:
-            self._auto_profile = False
-            self.use_profile(*choose_profile(None, self.meter.dps))
+            self._pick_profile_by_fit()
         self._emit_reading()
         self._set_link(LinkState.CLOSED, "end of the recording")
+
+    def _pick_profile_by_fit(self) -> None:
+        """No product id we know: go by the datapoints reported so far."""
+        self._auto_profile = False
+        self.use_profile(*choose_profile(None, self.meter.dps))
 
     def tick(self, now: float) -> None:
         self._batch_ts = self._wall()
@@ -322,16 +326,14 @@ class HostMachine:
             self._handle_parsed(item, now)
         if (self._phase == "listen" and self._auto_profile and self._first_dp_at is not None
                 and now >= self._first_dp_at + self.config.dump_max):
-            self._auto_profile = False
-            self.use_profile(*choose_profile(None, self.meter.dps))
+            self._pick_profile_by_fit()
         req = self._pending
         if req is not None and now >= req.deadline:
             self._pending = None
             self._on_timeout(req, now)
         if self._phase == "dump" and now >= self._dump_ends:
-            if self._auto_profile:  # no product id we know: go by the datapoints of the dump
-                self._auto_profile = False
-                self.use_profile(*choose_profile(None, self.meter.dps))
+            if self._auto_profile:  # the dump is in: go by its datapoints
+                self._pick_profile_by_fit()
             self._phase = "running"
             self._was_online = True
             self._next_heartbeat = now + self.config.heartbeat_interval

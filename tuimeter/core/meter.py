@@ -93,6 +93,3 @@ class MeterState:
 
     def views(self) -> list[DatapointView]:
         return [self.view(dp) for _, dp in sorted(self.dps.items())]
-
-    def is_reading_role(self, role: str) -> bool:
-        return role in _READING_FIELDS

@@ -101,6 +101,7 @@ class DPSpec:
             n = len(value)
             for role, start, end, divisor, scale in self._plan:
                 if end <= n:
+                    # as _scaled(), with the divisor worked out once
                     raw = int.from_bytes(value[start:end], "big")
                     out[role] = raw if divisor == 1 else raw / divisor if divisor else round(raw * scale, 9)
             return out

@@ -52,7 +52,6 @@ class HostSession:
         self._closing = False
         self._taps: list[Callable[[str, bytes], None]] = []
         self._last_read = float("-inf")
-        self._paused = False
         self.reconnects = 0
 
     @property
@@ -132,7 +131,6 @@ class HostSession:
         now = self._loop.time()
         if now - self._last_read < self.options.read_coalesce and self._transport is not None:
             self._transport.pause_reading()  # bytes are flowing: collect the next few in one read
-            self._paused = True
             self._loop.call_later(self.options.read_coalesce, self._resume_reading, self._transport)
         self._last_read = now
         for tap in self._taps:
@@ -145,9 +143,8 @@ class HostSession:
             self._flush()
 
     def _resume_reading(self, transport: asyncio.Transport) -> None:
-        if self._paused and transport is self._transport and not transport.is_closing():
+        if transport is self._transport and not transport.is_closing():  # a port reopened meanwhile is not ours
             transport.resume_reading()
-        self._paused = False
 
     def _on_lost(self, exc: Exception | None) -> None:
         if self._lost is not None and not self._lost.done():

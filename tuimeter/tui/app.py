@@ -376,10 +376,7 @@ class TuimeterApp(App[int]):
     def action_discover(self) -> None:
         from tuimeter.tui.discovery import DiscoveryScreen
 
-        machine = self.link.machine
-        self.push_screen(DiscoveryScreen(
-            self.discovery, lambda p: self.link.use_profile(p, EDITED), self.save_dir,
-            lambda: machine.product.product_id if machine.product else None))
+        self.push_screen(DiscoveryScreen(self.discovery, lambda p: self.link.use_profile(p, EDITED), self.save_dir))
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:  # type: ignore[type-arg]
         yield from super().get_system_commands(screen)

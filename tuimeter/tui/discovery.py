@@ -16,9 +16,9 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Footer, Input, Label, Static
 
-from tuimeter.analyzer.discover_cli import meaning_text, value_text
+from tuimeter.analyzer.discover_cli import meaning_text, type_text, value_text
 from tuimeter.analyzer.discovery import Discovery
-from tuimeter.analyzer.export import write_exports
+from tuimeter.analyzer.export import export_discovery
 from tuimeter.core.datapoints import DPType
 from tuimeter.core.profile import Profile, format_value
 
@@ -58,13 +58,11 @@ class DiscoveryScreen(Screen[None]):
         Binding("e", "export", "Export"),
     ]
 
-    def __init__(self, discovery: Discovery, apply: Callable[[Profile], None], save_dir: Path,
-                 product_id: Callable[[], str | None]) -> None:
+    def __init__(self, discovery: Discovery, apply: Callable[[Profile], None], save_dir: Path) -> None:
         super().__init__()
         self.discovery = discovery
         self._apply = apply
         self.save_dir = save_dir
-        self._product_id = product_id
         self._drawn = -1
 
     def compose(self) -> ComposeResult:
@@ -90,10 +88,9 @@ class DiscoveryScreen(Screen[None]):
         for dpid in sorted(d.seen):
             s = d.seen[dpid]
             rate = s.changes_per_minute()
-            kind = s.type.label + (f" {'/'.join(map(str, sorted(s.lengths)))}B" if s.type is DPType.RAW else "")
-            table.add_row(str(dpid), kind, Text(value_text(d, dpid)), Text(meaning_text(d, dpid)), str(s.reports),
-                          str(s.changes), "—" if rate is None else f"{rate:.1f}", Text(self._history(dpid)),
-                          key=str(dpid))
+            table.add_row(str(dpid), type_text(s), Text(value_text(d, dpid)), Text(meaning_text(d, dpid)),
+                          str(s.reports), str(s.changes), "—" if rate is None else f"{rate:.1f}",
+                          Text(self._history(dpid)), key=str(dpid))
         if table.row_count:
             table.move_cursor(row=min(row, table.row_count - 1))
 
@@ -157,20 +154,18 @@ class DiscoveryScreen(Screen[None]):
         self._changed()
 
     def _changed(self) -> None:
-        self._apply(self._profile())
+        self._apply(self.discovery.profile(self._export_name()))
         self.redraw()
 
-    def _profile(self) -> Profile:
-        pid = self._product_id()
-        return self.discovery.profile(f"discovered-{pid or 'meter'}", product_ids=(pid,) if pid else ())
+    def _export_name(self) -> str:
+        return f"discovered-{self.discovery.product_id or 'meter'}"
 
     def action_export(self) -> None:
         if not self.discovery.seen:
             self.notify("no datapoint seen yet; nothing to export", severity="warning")
             return
-        profile = self._profile()
         try:
-            files = write_exports(profile, self.save_dir / profile.name)
+            files = export_discovery(self.discovery, str(self.save_dir / self._export_name()))
         except OSError as exc:
             self.notify(f"cannot export to {self.save_dir}: {exc.strerror}", severity="error")
             return
