@@ -18,9 +18,10 @@ from tuimeter.core.profile import load_profile
 from tuimeter.sim.mcu import SimulatedMeter
 
 
-def online_machine(log_frames: bool) -> HostMachine:
-    """A HostMachine that has run the real start-up against the simulated meter, now online."""
-    m = HostMachine(load_profile(), HostConfig(log_frames=log_frames))
+def online_machine(screen: bool) -> HostMachine:
+    """A HostMachine that has run the real start-up against the simulated meter, now online; configured
+    as the runner does it for the live screen (frame-log and per-dp events) or without one (neither)."""
+    m = HostMachine(load_profile(), HostConfig(log_frames=screen, dp_events=screen))
     sim = SimulatedMeter(seed=1, period=3600.0)
     now = 0.0
     m.connection_made(now)
@@ -36,9 +37,9 @@ def online_machine(log_frames: bool) -> HostMachine:
     return m
 
 
-def run_core(chunks: list[bytes], log_frames: bool) -> tuple[float, int, int]:
+def run_core(chunks: list[bytes], screen: bool) -> tuple[float, int, int]:
     """Seconds to take every read through the machine, frames decoded, readings built."""
-    m = online_machine(log_frames)
+    m = online_machine(screen)
     before = m.frames_in
     readings = 0
     t0 = time.perf_counter()
@@ -85,9 +86,9 @@ def bench(frames: int, runs: int, chunk: int) -> dict[str, Any]:
     for _ in range(runs):  # interleaved, so a busy moment on the machine hits all three alike
         s, floor_frames = run_floor(chunks)
         floor_fps.append(floor_frames / s)
-        s, decoded, _ = run_core(chunks, log_frames=False)
+        s, decoded, _ = run_core(chunks, screen=False)
         core_fps.append(decoded / s)
-        s, _, _ = run_core(chunks, log_frames=True)
+        s, _, _ = run_core(chunks, screen=True)
         screen_fps.append(decoded / s)
     core, floor = summary(core_fps, 0), summary(floor_fps, 0)
     return {

@@ -61,7 +61,7 @@ class _Transport:
 async def feed(session: Any, frames: int, pause: Any) -> dict[str, float]:
     from benchmarks.core import online_machine
 
-    session.machine = online_machine(log_frames=session.machine.config.log_frames)
+    session.machine = online_machine(screen=session.machine.config.log_frames)
     session._transport = _Transport()
     marks: dict[str, float] = {}
     checkpoints = list(CHECKPOINTS)
@@ -80,7 +80,7 @@ async def headless(frames: int) -> dict[str, float]:
     from tuimeter.headless import HeadlessMonitor, HeadlessOptions
     from tuimeter.host.session import HostSession, SessionOptions
 
-    session = HostSession(SessionOptions(port="bench"), load_profile(), HostConfig(log_frames=False))
+    session = HostSession(SessionOptions(port="bench"), load_profile(), HostConfig(log_frames=False, dp_events=False))
     with tempfile.TemporaryDirectory() as tmp, open("/dev/null", "w") as devnull:
         monitor = HeadlessMonitor(session, HeadlessOptions(str(Path(tmp) / "m.jsonl")), out=devnull)
         consumer = asyncio.create_task(monitor.consume())

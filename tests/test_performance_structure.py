@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from benchmarks.common import chunked, recorded_stream
 from benchmarks.core import online_machine, run_core, run_floor
 from tuimeter.core.commands import Command
-from tuimeter.core.events import FrameLogged, Notice
+from tuimeter.core.events import DatapointReceived, FrameLogged, Notice, ReadingUpdated
 from tuimeter.core.frames import Frame
 from tuimeter.host.bus import EventBus
 from tuimeter.tui.model import LOG_KEEP, MonitorModel
@@ -23,21 +23,27 @@ def test_the_frame_log_in_memory_is_bounded() -> None:
     assert len(model.log) == LOG_KEEP and len(model.new_lines) <= LOG_KEEP
 
 
-def test_without_a_screen_no_frame_log_events_are_made() -> None:
-    quiet, screen = online_machine(log_frames=False), online_machine(log_frames=True)
+def test_without_a_screen_no_per_frame_or_per_dp_events_are_made() -> None:
+    quiet, screen = online_machine(screen=False), online_machine(screen=True)
     stream, _ = recorded_stream(500)
     for m in (quiet, screen):
         m.events()
         m.receive(stream, 100.0)
-    assert not any(isinstance(e, FrameLogged) for e in quiet.events())
-    assert sum(isinstance(e, FrameLogged) for e in screen.events()) >= 500
+    quiet_events, screen_events = quiet.events(), screen.events()
+    assert not any(isinstance(e, FrameLogged | DatapointReceived) for e in quiet_events)
+    assert sum(isinstance(e, FrameLogged) for e in screen_events) >= 500
+    reports = sum(isinstance(e, FrameLogged) and e.frame.command == Command.DP_REPORT for e in screen_events)
+    assert sum(isinstance(e, DatapointReceived) for e in screen_events) == reports > 400  # one dp per report
+    # both build the same readings from the same bytes
+    assert [e.reading._replace(ts=TS) for e in quiet_events if isinstance(e, ReadingUpdated)] == \
+        [e.reading._replace(ts=TS) for e in screen_events if isinstance(e, ReadingUpdated)]
 
 
 def test_core_benchmark_and_its_floor_count_the_same_frames() -> None:
     # the floor is only a fair comparison if it finds exactly the frames the core decodes
     stream, frames = recorded_stream(3000)
     chunks = chunked(stream, 256)
-    _, decoded, readings = run_core(chunks, log_frames=False)
+    _, decoded, readings = run_core(chunks, screen=False)
     _, floor = run_floor(chunks)
     assert decoded == floor == frames and readings > 0
 

@@ -94,7 +94,8 @@ async def _run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     screen = not (args.headless or args.set_relay is not None or args.query or args.discover)
     config = HostConfig(wifi_state=args.wifi_state, heartbeat_interval=args.heartbeat, read_only=args.read_only,
-                        log_frames=screen)  # only the screen has a frame log to fill
+                        log_frames=screen,  # only the screen has a frame log to fill
+                        dp_events=screen or args.discover)  # per-dp events: the screen's discovery view, --discover
     async with contextlib.AsyncExitStack() as stack:
         port = await stack.enter_async_context(_demo_port(args)) if args.demo else args.port
         if args.demo:

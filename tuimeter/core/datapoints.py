@@ -60,7 +60,7 @@ def _check_length(dptype: DPType, n: int) -> None:
 _TYPES = tuple(DPType)  # indexed by the type byte: no enum lookup per unit
 
 
-def _decode_value(dptype: DPType, raw: bytes) -> DPValue:
+def decode_value(dptype: DPType, raw: bytes) -> DPValue:
     if dptype is DPType.RAW:  # the common case first (phase_a): no length rule to check
         return raw
     _check_length(dptype, len(raw))
@@ -101,7 +101,7 @@ def decode_datapoints(payload: bytes) -> tuple[list[DataPoint], list[str]]:
         pos += 4 + n
         dptype = _TYPES[typ]
         try:
-            dps.append(DataPoint(dpid, dptype, _decode_value(dptype, raw), raw))
+            dps.append(DataPoint(dpid, dptype, decode_value(dptype, raw), raw))
         except DatapointError as exc:
             problems.append(f"dp {dpid}: {exc}")
     return dps, problems
@@ -133,7 +133,7 @@ def make_datapoint(dpid: int, dptype: DPType, value: DPValue, length: int | None
         raw = _int_bytes(dptype, value, length)
     if len(raw) > 0xFFFF:
         raise DatapointError("value longer than 65535 bytes")
-    return DataPoint(dpid, dptype, _decode_value(dptype, raw), raw)
+    return DataPoint(dpid, dptype, decode_value(dptype, raw), raw)
 
 
 def _int_bytes(dptype: DPType, value: int, length: int | None) -> bytes:

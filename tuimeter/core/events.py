@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from functools import cached_property
+from typing import NamedTuple
 
 from tuimeter.core.commands import ProductInfo, command_label
 from tuimeter.core.datapoints import DataPoint
@@ -61,8 +62,9 @@ class DatapointReceived:
         return self.describe(self.dp)
 
 
-@dataclass(frozen=True, slots=True)
-class ReadingUpdated:
+class ReadingUpdated(NamedTuple):
+    """A new Reading; one per read of the port that reported something (a NamedTuple: built that often)."""
+
     ts: datetime
     reading: Reading
     roles: frozenset[str] = frozenset()  # the reading roles the meter reported in this burst
@@ -83,8 +85,9 @@ class CommandFinished:
     message: str
 
 
-@dataclass(frozen=True, slots=True)
-class ParseProblem:
+class ParseProblem(NamedTuple):
+    """Bytes that were not a valid frame or dp (a NamedTuple: noise can bring many)."""
+
     ts: datetime
     kind: str  # bad_checksum, oversize, stalled, junk, datapoint
     detail: str

@@ -73,7 +73,9 @@ class ParseError:
     detail: str
 
 
-ParserEvent = Frame | Junk | ParseError
+# bytes: with StreamParser.raw_units, the payload of a 0x07 report that is one raw or 4-byte value dp unit
+ParserEvent = Frame | Junk | ParseError | bytes
+_new_frame = tuple.__new__  # builds a Frame without its Python-level __new__: the same tuple at half the cost
 
 
 @dataclass(slots=True)
@@ -97,12 +99,21 @@ class ParserStats:
 class StreamParser:
     """Incremental parser. On a bad checksum, an impossible length or a stall it resumes
     scanning one byte after the failed header, so a real frame hidden inside a broken one
-    is still found."""
+    is still found.
+
+    With `raw_units`, a frame `55 AA 03 07 len [id type n n value]` that reports exactly one raw dp
+    unit, or one 4-byte value (nearly every frame of a meter streaming its measurements; neither can
+    break its type's rules) comes out as just its payload bytes instead of a Frame, checked here while
+    its bytes are at hand; `others` then lists
+    where in the last call's result the other items are, so a caller can take the runs of units
+    between them whole. For a caller that keeps no per-frame objects."""
 
     max_length: int = DEFAULT_MAX_LENGTH
     interbyte_timeout: float = DEFAULT_INTERBYTE_TIMEOUT
+    raw_units: bool = False
     stats: ParserStats = field(default_factory=ParserStats)
-    _buf: bytearray = field(default_factory=bytearray)
+    others: list[int] = field(default_factory=list)  # with raw_units: indices of the items that are not units
+    _buf: bytes = b""  # immutable: a frame's payload is a slice of it, with no second copy
     _junk: bytearray = field(default_factory=bytearray)
     _last_byte_at: float | None = None
 
@@ -113,11 +124,12 @@ class StreamParser:
     def feed(self, data: bytes, now: float = 0.0) -> list[ParserEvent]:
         """Add received bytes; return the frames (and problems) they complete, in order."""
         out: list[ParserEvent] = []
+        self.others = []
         # A stall is only judged by check_timeout(), from the caller's clock: bytes read late because
         # the caller was busy must not cut a good frame in two.
         if data:
             self.stats.bytes_in += len(data)
-            self._buf += data
+            self._buf = self._buf + data if self._buf else bytes(data)
             self._last_byte_at = now
             self._drain(out, final=False)
         return out
@@ -130,6 +142,7 @@ class StreamParser:
 
     def check_timeout(self, now: float) -> list[ParserEvent]:
         """Drop a partial frame that has stalled for longer than the inter-byte timeout."""
+        self.others = []
         if not self._buf or self._last_byte_at is None or now - self._last_byte_at <= self.interbyte_timeout:
             return []
         out: list[ParserEvent] = []
@@ -139,78 +152,91 @@ class StreamParser:
     def flush(self) -> list[ParserEvent]:
         """End of stream: whatever is left is either a frame hidden in it, or junk."""
         out: list[ParserEvent] = []
+        self.others = []
         self._drain(out, final=True)
         self._emit_junk(out)
         return out
 
-    def _skip(self, n: int) -> None:
-        self._junk += self._buf[:n]
-        self.stats.bytes_skipped += n
-        del self._buf[:n]
-
     def _emit_junk(self, out: list[ParserEvent]) -> None:
         if self._junk:
-            out.append(Junk(bytes(self._junk)))
+            self._add_other(out, Junk(bytes(self._junk)))
             self._junk.clear()
+
+    def _add_other(self, out: list[ParserEvent], item: ParserEvent) -> None:
+        if self.raw_units:
+            self.others.append(len(out))
+        out.append(item)
 
     def _drain(self, out: list[ParserEvent], *, final: bool) -> None:
         """Take every complete frame off the front of the buffer. With `final`, an
-        incomplete candidate is given up (stalled) instead of waited for."""
+        incomplete candidate is given up (stalled) instead of waited for.
+
+        The loop is the floor's (find the header, check the sum, slice) with the rare cases
+        (bytes before the header, an impossible length, a frame not all here) off its main path."""
         buf = self._buf
+        n = len(buf)
         pos = 0  # frames are taken off in one slice at the end; pos is their end
-        frames = frame_bytes = 0  # counted here, added to the stats once
+        skipped = self.stats.bytes_skipped
+        frames = 0
+        raw_units, others, max_length = self.raw_units, self.others, self.max_length
+        junk = bool(self._junk)  # junk waiting to be reported before the next frame
         while True:
             start = buf.find(HEADER, pos)
-            if start < 0:
-                # keep a trailing 0x55: it may be the first half of a header
-                keep = 1 if (not final and len(buf) > pos and buf[-1] == 0x55) else 0
-                end = len(buf) - keep
-                if end > pos:
-                    self._junk += buf[pos:end]
-                    self.stats.bytes_skipped += end - pos
-                pos = end
-                break
-            if start > pos:
+            if start != pos:
+                if start < 0:
+                    # keep a trailing 0x55: it may be the first half of a header
+                    keep = 1 if (not final and n > pos and buf[-1] == 0x55) else 0
+                    if n - keep > pos:
+                        self._junk += buf[pos:n - keep]
+                        self.stats.bytes_skipped += n - keep - pos
+                    pos = n - keep
+                    break
                 self._junk += buf[pos:start]
                 self.stats.bytes_skipped += start - pos
+                junk = True
                 pos = start
-            avail = len(buf) - start
-            if avail < HEADER_LEN:
-                if final:
-                    self._reject(out, "stalled", bytes(buf[start:]), "frame cut off by a pause on the line")
-                    pos = start + 1
-                    continue
-                break
+            if start + HEADER_LEN > n:
+                if not final:
+                    break
+                self._reject(out, "stalled", buf[start:], "frame cut off by a pause on the line")
+                pos, junk = start + 1, True
+                continue
             length = (buf[start + 4] << 8) | buf[start + 5]
-            if length > self.max_length:
-                self._reject(out, "oversize", bytes(buf[start:start + HEADER_LEN]),
-                             f"length {length} exceeds the {self.max_length}-byte cap")
-                pos = start + 1
+            end = start + MIN_FRAME + length
+            if end > n or length > max_length:
+                if length > max_length:
+                    self._reject(out, "oversize", buf[start:start + HEADER_LEN],
+                                 f"length {length} exceeds the {max_length}-byte cap")
+                elif not final:
+                    break
+                else:
+                    self._reject(out, "stalled", buf[start:],
+                                 f"frame cut off after {n - start} of {end - start} bytes")
+                pos, junk = start + 1, True
                 continue
-            total = MIN_FRAME + length
-            if avail < total:
-                if final:
-                    self._reject(out, "stalled", bytes(buf[start:]),
-                                 f"frame cut off after {avail} of {total} bytes")
-                    pos = start + 1
-                    continue
-                break
-            end = start + total
             if sum(buf[start:end - 1]) & 0xFF != buf[end - 1]:
-                self._reject(out, "bad_checksum", bytes(buf[start:end]),
+                self._reject(out, "bad_checksum", buf[start:end],
                              f"checksum {buf[end - 1]:02X}, expected {sum(buf[start:end - 1]) & 0xFF:02X}")
-                pos = start + 1
+                pos, junk = start + 1, True
                 continue
-            if self._junk:
+            if junk:
                 self._emit_junk(out)
-            out.append(Frame(buf[start + 2], buf[start + 3], bytes(buf[start + 6:end - 1])))
+                junk = False
+            if (raw_units and buf[start + 3] == 0x07 and buf[start + 2] == MCU_VERSION and length >= 4
+                    and ((buf[start + 8] << 8) | buf[start + 9]) + 4 == length
+                    and (buf[start + 7] == 0 or (buf[start + 7] == 2 and length == 8))):
+                out.append(buf[start + 6:end - 1])
+            else:
+                if raw_units:
+                    others.append(len(out))
+                out.append(_new_frame(Frame, (buf[start + 2], buf[start + 3], buf[start + 6:end - 1])))
             frames += 1
-            frame_bytes += total
             pos = end
         self.stats.frames += frames
-        self.stats.frame_bytes += frame_bytes
+        # every byte before pos is a frame's or was skipped: the frame bytes follow without a count per frame
+        self.stats.frame_bytes += pos - (self.stats.bytes_skipped - skipped)
         if pos:
-            del buf[:pos]
+            buf = self._buf = buf[pos:]
         if final or len(self._junk) >= 256:  # bounded: noise never piles up in memory
             self._emit_junk(out)
         if not buf:
@@ -226,4 +252,4 @@ class StreamParser:
         # the failed header's first byte is junk; the rest is scanned again
         self._junk.append(0x55)
         self.stats.bytes_skipped += 1
-        out.append(ParseError(kind, data, detail))
+        self._add_other(out, ParseError(kind, data, detail))

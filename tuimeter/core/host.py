@@ -24,7 +24,14 @@ from tuimeter.core.commands import (
     network_ramp,
     parse_product_info,
 )
-from tuimeter.core.datapoints import DPType, decode_datapoints, make_datapoint
+from tuimeter.core.datapoints import (
+    DataPoint,
+    DatapointError,
+    DPType,
+    decode_datapoints,
+    decode_value,
+    make_datapoint,
+)
 from tuimeter.core.events import (
     CommandFinished,
     DatapointReceived,
@@ -40,7 +47,7 @@ from tuimeter.core.events import (
     ReadingUpdated,
     RelayChanged,
 )
-from tuimeter.core.frames import Frame, Junk, ParseError, StreamParser, encode_frame
+from tuimeter.core.frames import MCU_VERSION, Frame, Junk, ParseError, ParserEvent, StreamParser, encode_frame
 from tuimeter.core.meter import MeterState
 from tuimeter.core.profile import READING_ROLES, Profile, choose_profile
 
@@ -61,6 +68,7 @@ class HostConfig:
     rssi_dbm: int = -50  # answer to 0x24; a wired host has no radio, so a plausible fixed value
     listen_only: bool = False  # replay: decode a recorded conversation, send nothing, command nothing
     log_frames: bool = True  # a FrameLogged event per frame, for the screen's frame log (headless skips it)
+    dp_events: bool = True  # a DatapointReceived event per dp, for the screen and discovery (headless skips it)
 
 
 class CommandRefused(Exception):
@@ -106,7 +114,8 @@ class HostMachine:
         self.profile = profile
         self.meter = MeterState(profile)
         self._auto_profile = auto_profile  # pick a shipped profile from the product id or the dps
-        self.parser = StreamParser()
+        # without per-frame events, one-unit raw reports come out of the parser as bare payloads
+        self.parser = StreamParser(raw_units=not (self.config.log_frames or self.config.dp_events))
         self._tx_parser = StreamParser()  # listen-only: the recorded host's side, for the frame log
         self._first_dp_at: float | None = None
         self._batch_ts: datetime | None = None
@@ -141,11 +150,12 @@ class HostMachine:
 
     def use_profile(self, profile: Profile, reason: str) -> None:
         """Read the meter through another profile from now on (every dp seen is decoded again)."""
+        self._roles_reported |= self.meter.take_reported() & _READING_ROLES  # this burst's, through the old map
         self.profile = profile
         seen = self.meter.dps
         self.meter = MeterState(profile)
         for dp in seen.values():  # values read through the new map count as reported now
-            self._roles_reported |= self.meter.apply(dp).keys() & _READING_ROLES
+            self.meter.store(dp)
         self._relay_dp = self._relay_dp_of(profile)
         self._events.append(ProfileChosen(self._stamp(), profile.name, reason))
         self._reading_dirty = bool(seen)
@@ -200,8 +210,7 @@ class HostMachine:
             self._set_link(LinkState.HANDSHAKING, "replay: waiting for the recorded meter's first frame")
             return
         self._connected = True
-        for item in self.parser.flush():  # what was left of the old connection is accounted for
-            self._handle_parsed(item, now)
+        self._handle_items(self.parser.flush(), now)  # what was left of the old connection is accounted for
         self._start_handshake(now, LinkState.HANDSHAKING, "port open; waiting for the MCU's heartbeat reply")
 
     def connection_lost(self, now: float, reason: str) -> None:
@@ -288,8 +297,9 @@ class HostMachine:
     def receive(self, data: bytes, now: float) -> None:
         self._batch_ts = self._wall()
         try:
-            for item in self.parser.feed(data, now):
-                self._handle_parsed(item, now)
+            items = self.parser.feed(data, now)
+            if items:
+                self._handle_items(items, now)
             self._emit_reading()
             self._pump(now)
         finally:
@@ -322,8 +332,7 @@ class HostMachine:
             self._batch_ts = None
 
     def _tick(self, now: float) -> None:
-        for item in self.parser.check_timeout(now):
-            self._handle_parsed(item, now)
+        self._handle_items(self.parser.check_timeout(now), now)
         if (self._phase == "listen" and self._auto_profile and self._first_dp_at is not None
                 and now >= self._first_dp_at + self.config.dump_max):
             self._pick_profile_by_fit()
@@ -343,27 +352,108 @@ class HostMachine:
 
     def _emit_reading(self) -> None:
         """One Reading per batch of bytes: the frames of one report burst make one reading."""
+        reported = self.meter.take_reported()
+        if reported:
+            reported &= _READING_ROLES
+            if reported:
+                self._roles_reported |= reported
+                self._reading_dirty = True
         if self._reading_dirty:
             self._reading_dirty = False
             ts = self._stamp()
             roles, self._roles_reported = frozenset(self._roles_reported), set()
-            self._events.append(ReadingUpdated(ts, self.meter.reading(ts), roles))
+            self._events.append(_new_tuple(ReadingUpdated, (ts, self.meter.reading(ts), roles)))
 
-    def _handle_parsed(self, item: Frame | Junk | ParseError, now: float) -> None:
-        if isinstance(item, Frame):
-            self.frames_in += 1
-            self.last_frame_at = now
-            if self._phase == "dump":
-                self._dump_ends = min(now + self.config.dump_quiet, self._dump_deadline)
-            elif self._phase == "listen" and self.link is not LinkState.ONLINE:
-                self._set_link(LinkState.ONLINE, "replay: the recorded meter is talking")
-            if self.config.log_frames:
-                self._events.append(FrameLogged(self._stamp(), "in", item, self.describe_frame))
-            self._on_frame(item, now)
+    def _handle_items(self, items: list[ParserEvent], now: float) -> None:
+        """Every frame and parse problem of one read, in order.
+
+        The hot path: while no request waits for a reply, the runs of bare raw-unit reports the
+        parser hands over (a streaming meter's measurements) go to the meter state whole, to be
+        decoded once per read when the Reading is built; the items between them one by one."""
+        others = self.parser.others if self.parser.raw_units else None
+        i, n, k = 0, len(items), 0
+        units = 0
+        while i < n:
+            if others is not None and self._pending is None and self._phase in _FAST_PHASES:
+                while k < len(others) and others[k] < i:
+                    k += 1
+                j = others[k] if k < len(others) else n  # the next item that is not a unit
+                if j > i:
+                    self.meter.store_raw_units(items[i:j])  # type: ignore[arg-type]  # the parser says these are units
+                    units += j - i
+                    i = j
+                    if i == n:
+                        break
+            self._handle_item(items[i], now)
+            i += 1
+        if units:
+            self._reports_stored(units, now)
+
+    def _handle_item(self, item: ParserEvent, now: float) -> None:
+        if item.__class__ is bytes:  # a bare unit while a reply is awaited: the general way
+            item = _new_tuple(Frame, (MCU_VERSION, _DP_REPORT, item))
+        if item.__class__ is Frame:
+            if (item[1] not in _NEEDS_HANDLING and self._pending is None
+                    and not self.config.log_frames and self._phase == "running"):
+                self.frames_in += 1  # a reply nobody waits for (a late heartbeat reply): only counted
+                self.last_frame_at = now
+                return
+            payload = item[2]
+            n = len(payload)
+            # a report of one dp unit that is not the relay, while no reply is awaited: just kept
+            if (item[1] == _DP_REPORT and n >= 4 and self._pending is None
+                    and payload[0] != self._relay_dp and ((payload[2] << 8) | payload[3]) + 4 == n
+                    and payload[1] <= _BITMAP and self._phase in _FAST_PHASES):
+                dp = self._single_unit(payload)
+                if dp is not None:  # else a value that breaks its type's rules: said the general way
+                    self.meter.store(dp)
+                    self._reports_stored(1, now)
+                    ts = self._stamp()
+                    if self.config.log_frames:
+                        self._events.append(FrameLogged(ts, "in", item, self.describe_frame))
+                    if self.config.dp_events:
+                        self._events.append(DatapointReceived(ts, dp, self.meter.view))
+                    return
+            self._on_frame_in(item, now)
         elif isinstance(item, ParseError):
             self._events.append(ParseProblem(self._stamp(), item.kind, item.detail, item.data))
-        else:
+        elif isinstance(item, Junk):
             self._events.append(ParseProblem(self._stamp(), "junk", f"{len(item.data)} bytes skipped", item.data))
+
+    @staticmethod
+    def _single_unit(payload: bytes) -> DataPoint | None:
+        """The DataPoint of a payload that is one unit (checked by the caller); None if its value
+        breaks its type's rules."""
+        dptype, raw = _TYPES[payload[1]], payload[4:]
+        if dptype is DPType.VALUE and len(raw) == 4:  # energy and thresholds: the next most common
+            return _new_tuple(DataPoint, (payload[0], dptype, int.from_bytes(raw, "big", signed=True), raw))
+        try:
+            return _new_tuple(DataPoint, (payload[0], dptype, decode_value(dptype, raw), raw))
+        except DatapointError:
+            return None
+
+    def _frames_seen(self, count: int, now: float) -> None:
+        """What every frame received updates (the same `now` for a whole read)."""
+        self.frames_in += count
+        self.last_frame_at = now
+        if self._phase == "dump":
+            self._dump_ends = min(now + self.config.dump_quiet, self._dump_deadline)
+
+    def _reports_stored(self, count: int, now: float) -> None:
+        self._frames_seen(count, now)
+        if self._first_dp_at is None:
+            self._first_dp_at = now
+
+    def _on_frame_in(self, item: Frame, now: float) -> None:
+        self.frames_in += 1
+        self.last_frame_at = now
+        if self._phase == "dump":
+            self._dump_ends = min(now + self.config.dump_quiet, self._dump_deadline)
+        if self._phase == "listen" and self.link is not LinkState.ONLINE:
+            self._set_link(LinkState.ONLINE, "replay: the recorded meter is talking")
+        if self.config.log_frames:
+            self._events.append(FrameLogged(self._stamp(), "in", item, self.describe_frame))
+        self._on_frame(item, now)
 
     def _on_frame(self, f: Frame, now: float) -> None:
         cmd = f.command
@@ -375,7 +465,7 @@ class HostMachine:
                 req, self._pending = self._pending, None
                 self._on_reply(req, f, now)
             return
-        reported = report_payload(f)
+        reported = report_payload(f) if cmd in _REPORT_COMMANDS else None
         if reported is not None:
             if self._first_dp_at is None:
                 self._first_dp_at = now
@@ -383,6 +473,15 @@ class HostMachine:
         if self._phase == "listen":
             self._on_recorded_frame(f)
             return
+        if cmd in _MCU_REQUESTS:
+            self._answer(f)
+        if self._pending is not None and self._matches(self._pending, f):
+            req, self._pending = self._pending, None
+            self._on_reply(req, f, now)
+
+    def _answer(self, f: Frame) -> None:
+        """Answer a request the MCU made."""
+        cmd = f.command
         if cmd == Command.DP_REPORT_SYNC:
             self._reply(Command.DP_REPORT_SYNC_ACK, b"\x01")
         elif cmd == Command.EXTENDED and f.payload:
@@ -409,9 +508,6 @@ class HostMachine:
             self._events.append(Notice(self._stamp(), "the meter reset its Wi-Fi pairing; reporting the network again"))
             for state in network_ramp(self.config.wifi_state, pairing):
                 self._queue.append(_Request("network", Command.NETWORK_STATUS, bytes((state,))))
-        if self._pending is not None and self._matches(self._pending, f):
-            req, self._pending = self._pending, None
-            self._on_reply(req, f, now)
 
     def _matches(self, req: _Request, f: Frame) -> bool:
         if req.kind in ("query", "relay"):
@@ -437,11 +533,8 @@ class HostMachine:
         for dp in dps:
             before = meter.values.get("relay")
             values = meter.apply(dp)
-            events.append(DatapointReceived(ts, dp, meter.view))
-            reported = values.keys() & _READING_ROLES
-            if reported:
-                self._roles_reported |= reported
-                self._reading_dirty = True
+            if self.config.dp_events:
+                events.append(DatapointReceived(ts, dp, meter.view))
             if "relay" in values and values["relay"] != before:
                 after = values["relay"]
                 events.append(RelayChanged(ts, after if isinstance(after, bool) else None,
@@ -584,6 +677,17 @@ class HostMachine:
 
 _DP_REPORT = int(Command.DP_REPORT)
 _READING_ROLES = frozenset(READING_ROLES)
+_FAST_PHASES = ("running", "dump")
+_REPORT_COMMANDS = frozenset((int(Command.DP_REPORT), int(Command.DP_REPORT_SYNC), int(Command.EXTENDED)))
+# what the MCU may ask of the host, each answered in _answer(); anything else is a reply or a report
+_MCU_REQUESTS = frozenset(int(c) for c in (
+    Command.DP_REPORT_SYNC, Command.EXTENDED, Command.HEARTBEAT_STOP, Command.LOCAL_TIME, Command.GMT_TIME,
+    Command.NETWORK_QUERY, Command.WIFI_RSSI, Command.WIFI_TEST, Command.NEW_FEATURE, Command.RESET_WIFI,
+    Command.RESET_WIFI_MODE))
+_NEEDS_HANDLING = _MCU_REQUESTS | _REPORT_COMMANDS
+_TYPES = tuple(DPType)
+_RAW, _BITMAP = int(DPType.RAW), int(DPType.BITMAP)
+_new_tuple = tuple.__new__  # builds a NamedTuple (DataPoint, ReadingUpdated) without its Python-level __new__: faster
 
 
 def report_payload(f: Frame) -> bytes | None:

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from tuimeter.core.datapoints import DataPoint, DPType
 from tuimeter.core.profile import Profile, Scalar
 
 
-@dataclass(frozen=True, slots=True)
-class Reading:
-    """What the meter measured, built from the latest values. None = not reported yet."""
+class Reading(NamedTuple):
+    """What the meter measured, built from the latest values. None = not reported yet. (A NamedTuple:
+    immutable, and built once per read of the port, where a frozen dataclass cost more than a frame.)"""
 
     ts: datetime
     voltage_v: float | None = None
@@ -37,15 +38,8 @@ class Reading:
         }
 
 
-_READING_FIELDS = {
-    "voltage": "voltage_v",
-    "current": "current_a",
-    "power": "power_w",
-    "energy": "energy_kwh",
-    "leakage": "leakage_ma",
-    "relay": "relay",
-    "faults": "faults",
-}
+_unit_id = operator.itemgetter(0)  # a dp unit's first byte: its id
+_new_tuple = tuple.__new__  # builds a NamedTuple without its Python-level __new__: the same tuple, faster
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,27 +54,107 @@ class DatapointView:
 
 
 class MeterState:
-    """Latest values. Unknown datapoints are kept and shown by id/type/value, never dropped."""
+    """Latest values. Unknown datapoints are kept and shown by id/type/value, never dropped.
+
+    Reports are kept as they come and decoded when the state is next read: a fast meter sends
+    several reports of a dp per read of the port, and only the newest reaches a Reading."""
 
     def __init__(self, profile: Profile) -> None:
         self.profile = profile
-        self.dps: dict[int, DataPoint] = {}
-        self.values: dict[str, Scalar] = {}
+        self._dps: dict[int, DataPoint] = {}
+        self._values: dict[str, Scalar] = {}
+        # newest report of each dp not decoded yet, in the order they came (so that two dps giving
+        # the same value end as they would one by one): a DataPoint, or the bytes of one raw or
+        # 4-byte value unit
+        self._pending: dict[int, DataPoint | bytes] = {}
+        self._reported: set[str] = set()  # keys set since take_reported()
+
+    @property
+    def dps(self) -> dict[int, DataPoint]:
+        """Every dp seen: its latest report."""
+        if self._pending:
+            self._decode_pending()
+        return self._dps
+
+    @property
+    def values(self) -> dict[str, Scalar]:
+        """Role (or name) → value, from every dp so far."""
+        if self._pending:
+            self._decode_pending()
+        return self._values
+
+    def store(self, dp: DataPoint) -> None:
+        """Keep a dp; it is decoded when the state is next read."""
+        pending = self._pending
+        if dp.id in pending:
+            del pending[dp.id]  # re-inserted last: the order of arrival is kept
+        pending[dp.id] = dp
+
+    def store_raw_units(self, units: list[bytes]) -> None:
+        """Keep reports that are one dp unit each, raw or a 4-byte value (`id type len len value`,
+        checked by the caller)."""
+        latest = dict(zip(map(_unit_id, units), units, strict=True))  # the newest of each dp, at C speed
+        if len(latest) > 1:  # several dps: keep their order of arrival exactly
+            latest = {}
+            for unit in units:
+                if unit[0] in latest:
+                    del latest[unit[0]]
+                latest[unit[0]] = unit
+        pending = self._pending
+        for dpid, unit in latest.items():
+            if dpid in pending:
+                del pending[dpid]  # re-inserted last: the order of arrival is kept
+            pending[dpid] = unit
 
     def apply(self, dp: DataPoint) -> dict[str, Scalar]:
-        """Store a dp; return the role values it set."""
-        self.dps[dp.id] = dp
+        """Keep a dp and decode it now; return the role values it set."""
+        if self._pending:
+            self._decode_pending()
+        self._dps[dp.id] = dp
+        return self._decode(dp)
+
+    def take_reported(self) -> set[str]:
+        """The keys the meter has set since the last call."""
+        if self._pending:
+            self._decode_pending()
+        reported, self._reported = self._reported, set()
+        return reported
+
+    def _decode_pending(self) -> None:
+        pending, self._pending = self._pending, {}
+        specs, dps = self.profile.dps, self._dps
+        for item in pending.values():
+            if isinstance(item, bytes):
+                raw = item[4:]
+                if item[1] == DPType.VALUE:
+                    value = int.from_bytes(raw, "big", signed=True)
+                    dp = dps[item[0]] = _new_tuple(DataPoint, (item[0], DPType.VALUE, value, raw))
+                    self._decode(dp)
+                    continue
+                dp = dps[item[0]] = _new_tuple(DataPoint, (item[0], DPType.RAW, raw, raw))
+                spec = specs.get(dp.id)
+                if spec is not None and spec.fields and spec.type is DPType.RAW:  # phase_a: straight to its fields
+                    values = spec.decode_fields(raw)
+                    self._values.update(values)
+                    self._reported.update(values)
+                    continue
+            else:
+                dp = dps[item.id] = item
+            self._decode(dp)
+
+    def _decode(self, dp: DataPoint) -> dict[str, Scalar]:
         spec = self.profile.dps.get(dp.id)
         if spec is None or spec.type is not dp.type:
             return {}  # unknown or type mismatch: kept raw, never guessed at
         values = spec.decode(dp)
-        self.values.update(values)
+        self._values.update(values)
+        self._reported.update(values)
         return values
 
     def reading(self, ts: datetime) -> Reading:
-        v = self.values
-        fields: dict[str, Any] = {attr: v.get(role) for role, attr in _READING_FIELDS.items()}
-        return Reading(ts=ts, **fields)
+        g = self.values.get
+        return _new_tuple(Reading, (ts, g("voltage"), g("current"), g("power"), g("energy"), g("leakage"),
+                                    g("relay"), g("faults")))
 
     def view(self, dp: DataPoint) -> DatapointView:
         spec = self.profile.dps.get(dp.id)

@@ -86,25 +86,19 @@ class DPSpec:
     fields: tuple[Field, ...] = ()
     bits: tuple[str, ...] = ()
     alarms: tuple[Alarm, ...] = ()
-    # (role, start, end, divisor, scale) per field, worked out once: decoding runs for every report
+    # (role, end, mask, divisor, scale) per field, worked out once: decoding runs for every reading
     _plan: tuple[tuple[str, int, int, int, float], ...] = field(default=(), init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        plan = tuple((f.role, f.offset, f.offset + f.size, _divisor(f.scale), f.scale) for f in self.fields)
+        plan = tuple((f.role, f.offset + f.size, (1 << 8 * f.size) - 1, _divisor(f.scale), f.scale)
+                     for f in self.fields)
         object.__setattr__(self, "_plan", plan)
 
     def decode(self, dp: DataPoint) -> dict[str, Scalar]:
         """Values this dp gives, keyed by role (or by the dp's name when it has no role)."""
         value = dp.value
         if self._plan and isinstance(value, bytes):
-            out: dict[str, Scalar] = {}
-            n = len(value)
-            for role, start, end, divisor, scale in self._plan:
-                if end <= n:
-                    # as _scaled(), with the divisor worked out once
-                    raw = int.from_bytes(value[start:end], "big")
-                    out[role] = raw if divisor == 1 else raw / divisor if divisor else round(raw * scale, 9)
-            return out
+            return self.decode_fields(value)
         if self.alarms and isinstance(dp.value, bytes):
             alarms: dict[str, Scalar] = {}
             for name, trips, threshold, unit in alarm_records(dp.value, self.alarms):
@@ -118,6 +112,19 @@ class DPSpec:
         if isinstance(dp.value, int) and not isinstance(dp.value, bool):
             return {key: _scaled(dp.value, self.scale)}
         return {key: dp.value}
+
+    def decode_fields(self, value: bytes) -> dict[str, Scalar]:
+        """The fields of a raw value (those it is long enough for): the whole value read as one
+        big-endian number once, each field shifted and masked out of it."""
+        out: dict[str, Scalar] = {}
+        n = len(value)
+        whole = int.from_bytes(value, "big")
+        for role, end, mask, divisor, scale in self._plan:
+            if end <= n:
+                raw = (whole >> ((n - end) << 3)) & mask
+                # as _scaled(), with the divisor worked out once
+                out[role] = raw if divisor == 1 else raw / divisor if divisor else round(raw * scale, 9)
+        return out
 
     def describe(self, dp: DataPoint) -> str:
         values = self.decode(dp)
