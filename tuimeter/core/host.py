@@ -9,6 +9,7 @@ outstanding at a time. MCU-initiated requests are answered at once, in every pha
 from __future__ import annotations
 
 import itertools
+import operator
 import time
 from collections import deque
 from collections.abc import Callable
@@ -142,11 +143,20 @@ class HostMachine:
         self._reading_dirty = False
         self._roles_reported: set[str] = set()
         self._relay_dp = self._relay_dp_of(profile)
+        self._relay_ids = self._relay_ids_of(profile)
 
     @staticmethod
     def _relay_dp_of(profile: Profile) -> int | None:
+        """The dp relay commands go to."""
         relay = profile.for_role("relay")
         return relay.id if relay is not None and relay.type is DPType.BOOL else None
+
+    @staticmethod
+    def _relay_ids_of(profile: Profile) -> frozenset[int]:
+        """Every dp whose report can set the relay value: decoded at once, for RelayChanged events."""
+        return frozenset(s.id for s in profile.dps.values()
+                         if (not s.fields and (s.role or s.name) == "relay")
+                         or any(f.role == "relay" for f in s.fields))
 
     def use_profile(self, profile: Profile, reason: str) -> None:
         """Read the meter through another profile from now on (every dp seen is decoded again)."""
@@ -157,6 +167,7 @@ class HostMachine:
         for dp in seen.values():  # values read through the new map count as reported now
             self.meter.store(dp)
         self._relay_dp = self._relay_dp_of(profile)
+        self._relay_ids = self._relay_ids_of(profile)
         self._events.append(ProfileChosen(self._stamp(), profile.name, reason))
         self._reading_dirty = bool(seen)
         self._emit_reading()
@@ -378,8 +389,9 @@ class HostMachine:
                 while k < len(others) and others[k] < i:
                     k += 1
                 j = others[k] if k < len(others) else n  # the next item that is not a unit
-                if j > i:
-                    self.meter.store_raw_units(items[i:j])  # type: ignore[arg-type]  # the parser says these are units
+                run = items[i:j]
+                if run and self._relay_ids.isdisjoint(map(_unit_id, run)):  # type: ignore[arg-type]
+                    self.meter.store_raw_units(run)  # type: ignore[arg-type]  # the parser says these are units
                     units += j - i
                     i = j
                     if i == n:
@@ -402,7 +414,7 @@ class HostMachine:
             n = len(payload)
             # a report of one dp unit that is not the relay, while no reply is awaited: just kept
             if (item[1] == _DP_REPORT and n >= 4 and self._pending is None
-                    and payload[0] != self._relay_dp and ((payload[2] << 8) | payload[3]) + 4 == n
+                    and payload[0] not in self._relay_ids and ((payload[2] << 8) | payload[3]) + 4 == n
                     and payload[1] <= _BITMAP and self._phase in _FAST_PHASES):
                 dp = self._single_unit(payload)
                 if dp is not None:  # else a value that breaks its type's rules: said the general way
@@ -687,6 +699,7 @@ _MCU_REQUESTS = frozenset(int(c) for c in (
 _NEEDS_HANDLING = _MCU_REQUESTS | _REPORT_COMMANDS
 _TYPES = tuple(DPType)
 _RAW, _BITMAP = int(DPType.RAW), int(DPType.BITMAP)
+_unit_id = operator.itemgetter(0)  # a dp unit's first byte: its id
 _new_tuple = tuple.__new__  # builds a NamedTuple (DataPoint, ReadingUpdated) without its Python-level __new__: faster
 
 

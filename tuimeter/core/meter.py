@@ -38,7 +38,14 @@ class Reading(NamedTuple):
         }
 
 
-_unit_id = operator.itemgetter(0)  # a dp unit's first byte: its id
+_unit_header = operator.itemgetter(slice(0, 4))  # a dp unit's id, type and length
+
+
+def _shape(item: DataPoint | bytes) -> tuple[int, int]:
+    """Type and value length of a kept report."""
+    return (item[1], len(item) - 4) if isinstance(item, bytes) else (item.type, len(item.raw))
+
+
 _new_tuple = tuple.__new__  # builds a NamedTuple without its Python-level __new__: the same tuple, faster
 
 
@@ -68,6 +75,7 @@ class MeterState:
         # 4-byte value unit
         self._pending: dict[int, DataPoint | bytes] = {}
         self._reported: set[str] = set()  # keys set since take_reported()
+        self._alarm_ids = frozenset(spec.id for spec in profile.dps.values() if spec.alarms)
 
     @property
     def dps(self) -> dict[int, DataPoint]:
@@ -85,26 +93,31 @@ class MeterState:
 
     def store(self, dp: DataPoint) -> None:
         """Keep a dp; it is decoded when the state is next read."""
-        pending = self._pending
-        if dp.id in pending:
-            del pending[dp.id]  # re-inserted last: the order of arrival is kept
-        pending[dp.id] = dp
+        self._keep(dp.id, dp, (dp.type, len(dp.raw)))
 
     def store_raw_units(self, units: list[bytes]) -> None:
         """Keep reports that are one dp unit each, raw or a 4-byte value (`id type len len value`,
         checked by the caller)."""
-        latest = dict(zip(map(_unit_id, units), units, strict=True))  # the newest of each dp, at C speed
-        if len(latest) > 1:  # several dps: keep their order of arrival exactly
-            latest = {}
-            for unit in units:
-                if unit[0] in latest:
-                    del latest[unit[0]]
-                latest[unit[0]] = unit
+        last = units[-1]
+        if len(set(map(_unit_header, units))) == 1 and last[0] not in self._alarm_ids:
+            # one dp, one shape (a streaming meter): the newest is all that counts
+            self._keep(last[0], last, (last[1], len(last) - 4))
+            return
+        for unit in units:
+            self._keep(unit[0], unit, (unit[1], len(unit) - 4))
+
+    def _keep(self, dpid: int, item: DataPoint | bytes, shape: tuple[int, int]) -> None:
+        """A report replaces the pending one of its dp only where decoding both in turn would end the
+        same: its dp is the newest pending (the first-arrival order of dps and values is kept), it has
+        the same type and length (it sets the same keys), and it is no alarm set (whose keys follow its
+        records). Otherwise what is pending is decoded first."""
         pending = self._pending
-        for dpid, unit in latest.items():
-            if dpid in pending:
-                del pending[dpid]  # re-inserted last: the order of arrival is kept
-            pending[dpid] = unit
+        prev = pending.get(dpid)
+        if prev is not None and (next(reversed(pending)) != dpid or _shape(prev) != shape
+                                 or dpid in self._alarm_ids):
+            self._decode_pending()
+            pending = self._pending
+        pending[dpid] = item
 
     def apply(self, dp: DataPoint) -> dict[str, Scalar]:
         """Keep a dp and decode it now; return the role values it set."""

@@ -14,7 +14,7 @@ from tuimeter.core.events import CommandFinished, Event, LinkState, Notice
 from tuimeter.core.host import CommandRefused, HostConfig, HostMachine, _local_now
 from tuimeter.core.profile import Profile
 from tuimeter.host.bus import EventBus
-from tuimeter.host.transport import PortError, open_link
+from tuimeter.host.transport import PortError, open_link, read_waiting
 
 __all__ = ["CommandFailed", "CommandRefused", "HostSession", "PortError", "SessionOptions"]
 
@@ -30,9 +30,9 @@ class SessionOptions:
     reconnect_min: float = 0.25
     reconnect_max: float = 1.0
     no_data_hint_after: float = 5.0
-    # Under a fast stream, read at most every this many seconds: one wake-up takes all that arrived
-    # meanwhile (a few frames), instead of one per frame. Adds at most this much latency; a meter
-    # reporting every few seconds never waits.
+    # Under a fast stream, the port is polled every this many seconds instead of watched: one wake-up
+    # and one read take all that arrived meanwhile (a few frames), instead of a wake-up per frame. Adds
+    # at most this much latency; a meter reporting every few seconds is read the moment it speaks.
     read_coalesce: float = 0.015
 
 
@@ -52,6 +52,7 @@ class HostSession:
         self._closing = False
         self._taps: list[Callable[[str, bytes], None]] = []
         self._last_read = float("-inf")
+        self._polling: asyncio.TimerHandle | None = None  # the port is polled, not watched (a fast stream)
         self.reconnects = 0
 
     @property
@@ -118,6 +119,9 @@ class HostSession:
             return
 
     def _close_transport(self) -> None:
+        if self._polling is not None:
+            self._polling.cancel()
+            self._polling = None
         if self._transport is not None:
             self._transport.close()
             self._transport = None
@@ -129,10 +133,27 @@ class HostSession:
 
     def _on_data(self, data: bytes) -> None:
         now = self._loop.time()
-        if now - self._last_read < self.options.read_coalesce and self._transport is not None:
-            self._transport.pause_reading()  # bytes are flowing: collect the next few in one read
-            self._loop.call_later(self.options.read_coalesce, self._resume_reading, self._transport)
+        if now - self._last_read < self.options.read_coalesce and self._transport is not None \
+                and self._polling is None:
+            # bytes are flowing: stop watching the port, read what gathered every read_coalesce seconds
+            self._transport.pause_reading()
+            self._polling = self._loop.call_later(self.options.read_coalesce, self._poll, self._transport)
         self._last_read = now
+        self._received(data)
+
+    def _poll(self, transport: asyncio.Transport) -> None:
+        self._polling = None
+        if transport is not self._transport or transport.is_closing():  # a port reopened meanwhile is not ours
+            return
+        data = read_waiting(transport)
+        if data:
+            self._last_read = self._loop.time()
+            self._polling = self._loop.call_later(self.options.read_coalesce, self._poll, transport)
+            self._received(data)
+        else:  # the stream paused (or the port failed): watch it again; the transport reports a lost port
+            transport.resume_reading()
+
+    def _received(self, data: bytes) -> None:
         for tap in self._taps:
             tap("rx", data)
         try:
@@ -141,10 +162,6 @@ class HostSession:
             self._internal_error("received data", exc)
         finally:
             self._flush()
-
-    def _resume_reading(self, transport: asyncio.Transport) -> None:
-        if transport is self._transport and not transport.is_closing():  # a port reopened meanwhile is not ours
-            transport.resume_reading()
 
     def _on_lost(self, exc: Exception | None) -> None:
         if self._lost is not None and not self._lost.done():

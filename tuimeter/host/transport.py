@@ -54,6 +54,23 @@ async def open_link(
     return transport
 
 
+def read_waiting(transport: asyncio.Transport) -> bytes:
+    """What the port holds right now, read past the transport (b"" when nothing is waiting, and on an
+    error: the transport meets it and reports the lost port as soon as it reads again itself)."""
+    ser = getattr(transport, "serial", None)
+    if ser is None:
+        return b""
+    try:
+        if type(ser) is serial.Serial and isinstance(ser.fd, int):  # a plain device: one read(2), no select()
+            return os.read(ser.fd, READ_SIZE)
+        return bytes(ser.read(READ_SIZE))  # URL handlers (spy:// traces what it reads, socket://) their own way
+    except (OSError, serial.SerialException):  # BlockingIOError included: nothing waiting
+        return b""
+
+
+READ_SIZE = 4096  # > 0.3 s of 115200 baud: polled every 15 ms, all that is waiting comes in one read
+
+
 def describe_open_error(port: str, exc: BaseException) -> str:
     """Turn pyserial's and the OS's errors into one line with the fix."""
     code = getattr(exc, "errno", None)
