@@ -3,6 +3,8 @@ exactly where handling every report in turn ends: same readings, relay events, v
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -110,7 +112,7 @@ REPORTS = st.one_of(*KINDS, *(st.tuples(k, k).map(b"".join) for k in KINDS))
 def run(config: dict[str, bool], profile: str, stream: bytes, cuts: list[int]) -> tuple[object, ...]:
     r = online(config, profile)
     bounds = sorted({min(c, len(stream)) for c in cuts} | {0, len(stream)})
-    for a, b in zip(bounds, bounds[1:], strict=False):
+    for a, b in itertools.pairwise(bounds):
         r.reply(stream[a:b])
     meter = r.m.meter
     return ([e.reading for e in readings(r.events)], [e.roles for e in readings(r.events)],
