@@ -233,7 +233,8 @@ async def test_new_fault_raises_a_notification() -> None:
         await pilot.pause(0.3)
         assert "leakagecurr_alarm" in text_of(app.query_one(FaultsPanel))
         assert text_of(app.query_one(RelayPanel)).startswith("OFF")
-        assert any("fault: leakagecurr_alarm" in n.message for n in app._notifications)
+        # a notification is a message the app handles after the redraw that posted it
+        await until(pilot, lambda: any("fault: leakagecurr_alarm" in n.message for n in app._notifications), 3)
 
 
 async def test_keeps_up_with_50_frames_a_second(tmp_path: Path) -> None:

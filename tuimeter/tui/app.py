@@ -18,7 +18,7 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Log
+from textual.widgets import Footer
 
 from tuimeter.analyzer.discovery import Discovery
 from tuimeter.core.events import DatapointReceived, Event, LinkState, ProductInfoReceived, ProfileChosen
@@ -32,6 +32,7 @@ from tuimeter.tui.widgets import (
     ConfirmRelay,
     DevicePanel,
     FaultsPanel,
+    FrameLog,
     HelpScreen,
     MetricPanel,
     RelayPanel,
@@ -144,7 +145,7 @@ class TuimeterApp(App[int]):
             with VerticalScroll(id="device") as box:  # scrolls when unknown datapoints pile up
                 box.border_title = "Device"
                 yield DevicePanel(id="device-rows")
-        log = Log(id="log", max_lines=SCREEN_LOG_LINES, auto_scroll=True)
+        log = FrameLog(id="log", max_lines=SCREEN_LOG_LINES, auto_scroll=True)
         log.border_title = "Frame log"
         yield log
         yield Footer(compact=True)
@@ -156,7 +157,7 @@ class TuimeterApp(App[int]):
         self._relay = self.query_one(RelayPanel)
         self._faults = self.query_one(FaultsPanel)
         self._device = self.query_one("#device-rows", DevicePanel)
-        self._frame_log = self.query_one(Log)
+        self._frame_log = self.query_one(FrameLog)
         self._setup_themes()
         if self.read_only:  # the key stays live to explain itself; the footer says it is locked
             self.bind("r", "toggle_relay", description="Relay locked")

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Grid, Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Digits, Label, Markdown, Sparkline, Static
+from textual.widgets import Button, Digits, Label, Log, Markdown, Sparkline, Static
 
 from tuimeter.tui.model import MetricState
 
@@ -76,7 +77,8 @@ class MetricPanel(Vertical):
             suffix += " · OVER TRIP LEVEL"
         elif level == "near":
             suffix += " · near trip level"
-        self.border_title = self.title + suffix
+        if self._set("title", suffix):  # setting a title repaints the panel, even when it is the same
+            self.border_title = self.title + suffix
 
 
 class RelayPanel(Static):
@@ -138,6 +140,16 @@ class DevicePanel(Static):
             return "\n".join(head + ["  ".join(rest[i:i + 2]) for i in range(0, len(rest), 2)])
         width = max(len(label) for label, _ in rows)
         return "\n".join(f"{label:<{width}}  {value}" for label, value in rows)
+
+
+class FrameLog(Log):
+    """Textual's Log, measuring new lines' width right here instead of in a thread worker: that worker
+    asks for the app from its thread, which fails once the app is closing (NoActiveAppError, raised
+    at exit), and the few lines of a batched write are cheaper to measure than a thread hop."""
+
+    def _update_size(self, updates: int, lines: list[str]) -> None:  # type: ignore[override]  # not a worker
+        if lines:
+            self._update_maximum_width(updates, max(cell_len(self._process_line(line)) for line in lines))
 
 
 class StatusBar(Static):
