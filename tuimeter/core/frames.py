@@ -179,9 +179,10 @@ class StreamParser:
         skipped = self.stats.bytes_skipped
         frames = 0
         raw_units, others, max_length = self.raw_units, self.others, self.max_length
+        find, append = buf.find, out.append  # bound once: this loop runs for every frame
         junk = bool(self._junk)  # junk waiting to be reported before the next frame
         while True:
-            start = buf.find(HEADER, pos)
+            start = find(b"\x55\xaa", pos)
             if start != pos:
                 if start < 0:
                     # keep a trailing 0x55: it may be the first half of a header
@@ -195,14 +196,14 @@ class StreamParser:
                 self.stats.bytes_skipped += start - pos
                 junk = True
                 pos = start
-            if start + HEADER_LEN > n:
+            if start + 6 > n:  # HEADER_LEN
                 if not final:
                     break
                 self._reject(out, "stalled", buf[start:], "frame cut off by a pause on the line")
                 pos, junk = start + 1, True
                 continue
             length = (buf[start + 4] << 8) | buf[start + 5]
-            end = start + MIN_FRAME + length
+            end = start + 7 + length  # MIN_FRAME
             if end > n or length > max_length:
                 if length > max_length:
                     self._reject(out, "oversize", buf[start:start + HEADER_LEN],
@@ -222,14 +223,14 @@ class StreamParser:
             if junk:
                 self._emit_junk(out)
                 junk = False
-            if (raw_units and buf[start + 3] == 0x07 and buf[start + 2] == MCU_VERSION and length >= 4
+            if (raw_units and buf[start + 3] == 0x07 and buf[start + 2] == 0x03 and length >= 4  # from the MCU
                     and ((buf[start + 8] << 8) | buf[start + 9]) + 4 == length
                     and (buf[start + 7] == 0 or (buf[start + 7] == 2 and length == 8))):
-                out.append(buf[start + 6:end - 1])
+                append(buf[start + 6:end - 1])
             else:
                 if raw_units:
                     others.append(len(out))
-                out.append(_new_frame(Frame, (buf[start + 2], buf[start + 3], buf[start + 6:end - 1])))
+                append(_new_frame(Frame, (buf[start + 2], buf[start + 3], buf[start + 6:end - 1])))
             frames += 1
             pos = end
         self.stats.frames += frames
