@@ -14,7 +14,7 @@ from tuimeter.core.commands import Command
 from tuimeter.core.datapoints import DPType
 from tuimeter.core.events import Event, ParseProblem, ReadingUpdated, RelayChanged
 from tuimeter.core.host import HostConfig, HostMachine
-from tuimeter.core.profile import load_profile, parse_profile
+from tuimeter.core.profile import Profile, load_profile, parse_profile
 
 HEADLESS = {"log_frames": False, "dp_events": False}  # the fast lane: the parser hands over bare units
 SCREEN = {"log_frames": True, "dp_events": True}  # every report becomes a DataPoint and events
@@ -38,11 +38,10 @@ role = "relay"
 """
 
 
-def online(config: dict[str, bool], profile: str | None = None) -> Rig:
+def online(config: dict[str, bool], profile: Profile | None = None) -> Rig:
     r = Rig(**config)
     if profile is not None:
-        p = load_profile(profile) if not profile.startswith("\n") else parse_profile(profile, "test")
-        r.m = HostMachine(p, HostConfig(**config), wallclock=lambda: WALL)  # type: ignore[arg-type]
+        r.m = HostMachine(profile, HostConfig(**config), wallclock=lambda: WALL)  # type: ignore[arg-type]
     r.bring_online()
     r.events.clear()
     return r
@@ -73,7 +72,7 @@ def test_a_report_of_the_wrong_type_leaves_the_value_set_earlier_in_the_read(con
 
 @CONFIGS
 def test_alarm_records_from_two_reports_in_one_read_are_all_kept(config: dict[str, bool]) -> None:
-    r = online(config, "tompd-63")
+    r = online(config, load_profile("tompd-63"))
     r.reply(dp_report(17, DPType.RAW, bytes.fromhex("01010032")) + dp_report(17, DPType.RAW, bytes.fromhex("03000009")))
     values = r.m.meter.values
     assert "alarm_set_1.short_circuit" in values and "alarm_set_1.overload" in values
@@ -81,7 +80,7 @@ def test_alarm_records_from_two_reports_in_one_read_are_all_kept(config: dict[st
 
 @CONFIGS
 def test_a_relay_given_by_a_raw_field_still_makes_relay_events(config: dict[str, bool]) -> None:
-    r = online(config, RELAY_IN_A_FIELD)  # start-up's dump left the field at 0
+    r = online(config, parse_profile(RELAY_IN_A_FIELD, "test"))  # start-up's dump left the field at 0
     r.reply(dp_report(6, DPType.RAW, bytes.fromhex("091001")) + dp_report(6, DPType.RAW, bytes.fromhex("091000")))
     assert len([e for e in r.events if isinstance(e, RelayChanged)]) == 2  # 0 → 1 → 0: both seen
 
@@ -110,7 +109,7 @@ REPORTS = st.one_of(*KINDS, *(st.tuples(k, k).map(b"".join) for k in KINDS))
 
 
 def run(config: dict[str, bool], profile: str, stream: bytes, cuts: list[int]) -> tuple[object, ...]:
-    r = online(config, profile)
+    r = online(config, load_profile(profile))
     bounds = sorted({min(c, len(stream)) for c in cuts} | {0, len(stream)})
     for a, b in itertools.pairwise(bounds):
         r.reply(stream[a:b])

@@ -327,3 +327,22 @@ async def test_switching_shown_until_confirmed_and_failure_notified() -> None:
         await until(pilot, lambda: not app.model.relay_pending and app.model.relay is None, 10)
         assert text_of(app.query_one(RelayPanel)).startswith("unknown")
         assert any("did not confirm" in n.message for n in app._notifications)
+
+
+async def test_the_frame_log_knows_a_long_line_at_once_and_closes_cleanly_after_a_write() -> None:
+    # Textual's Log measures new lines in a thread worker, which raised at app exit (NoActiveAppError);
+    # FrameLog measures them as they are written: the pane can scroll to a long line's end right away
+    from textual.app import App, ComposeResult
+
+    from tuimeter.tui.widgets import FrameLog
+
+    class Host(App[None]):
+        def compose(self) -> ComposeResult:
+            yield FrameLog()
+
+    app = Host()
+    async with app.run_test(size=(80, 10)):
+        log = app.query_one(FrameLog)
+        log.write_lines(["x" * 300, "short"])
+        assert log.virtual_size.width >= 300  # no await in between: no worker could have run
+        log.write_lines(["written as the app closes"])

@@ -63,6 +63,8 @@ _TYPES = tuple(DPType)  # indexed by the type byte: no enum lookup per unit
 def decode_value(dptype: DPType, raw: bytes) -> DPValue:
     if dptype is DPType.RAW:  # the common case first (phase_a): no length rule to check
         return raw
+    if dptype is DPType.VALUE and len(raw) == 4:  # the next most common (energy): valid by its length
+        return int.from_bytes(raw, "big", signed=True)
     _check_length(dptype, len(raw))
     if dptype is DPType.BOOL:
         return raw[0] != 0  # lenient, as ESPHome: any non-zero byte is true

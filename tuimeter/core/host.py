@@ -405,11 +405,6 @@ class HostMachine:
         if item.__class__ is bytes:  # a bare unit while a reply is awaited: the general way
             item = _new_tuple(Frame, (MCU_VERSION, _DP_REPORT, item))
         if item.__class__ is Frame:
-            if (item[1] not in _NEEDS_HANDLING and self._pending is None
-                    and not self.config.log_frames and self._phase == "running"):
-                self.frames_in += 1  # a reply nobody waits for (a late heartbeat reply): only counted
-                self.last_frame_at = now
-                return
             payload = item[2]
             n = len(payload)
             # a report of one dp unit that is not the relay, while no reply is awaited: just kept
@@ -437,8 +432,6 @@ class HostMachine:
         """The DataPoint of a payload that is one unit (checked by the caller); None if its value
         breaks its type's rules."""
         dptype, raw = _TYPES[payload[1]], payload[4:]
-        if dptype is DPType.VALUE and len(raw) == 4:  # energy and thresholds: the next most common
-            return _new_tuple(DataPoint, (payload[0], dptype, int.from_bytes(raw, "big", signed=True), raw))
         try:
             return _new_tuple(DataPoint, (payload[0], dptype, decode_value(dptype, raw), raw))
         except DatapointError:
@@ -457,10 +450,7 @@ class HostMachine:
             self._first_dp_at = now
 
     def _on_frame_in(self, item: Frame, now: float) -> None:
-        self.frames_in += 1
-        self.last_frame_at = now
-        if self._phase == "dump":
-            self._dump_ends = min(now + self.config.dump_quiet, self._dump_deadline)
+        self._frames_seen(1, now)
         if self._phase == "listen" and self.link is not LinkState.ONLINE:
             self._set_link(LinkState.ONLINE, "replay: the recorded meter is talking")
         if self.config.log_frames:
@@ -696,9 +686,8 @@ _MCU_REQUESTS = frozenset(int(c) for c in (
     Command.DP_REPORT_SYNC, Command.EXTENDED, Command.HEARTBEAT_STOP, Command.LOCAL_TIME, Command.GMT_TIME,
     Command.NETWORK_QUERY, Command.WIFI_RSSI, Command.WIFI_TEST, Command.NEW_FEATURE, Command.RESET_WIFI,
     Command.RESET_WIFI_MODE))
-_NEEDS_HANDLING = _MCU_REQUESTS | _REPORT_COMMANDS
 _TYPES = tuple(DPType)
-_RAW, _BITMAP = int(DPType.RAW), int(DPType.BITMAP)
+_BITMAP = int(DPType.BITMAP)
 _unit_id = operator.itemgetter(0)  # a dp unit's first byte: its id
 _new_tuple = tuple.__new__  # builds a NamedTuple (DataPoint, ReadingUpdated) without its Python-level __new__: faster
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from tuimeter.core.datapoints import DataPoint, DPType
+from tuimeter.core.datapoints import DataPoint, DPType, decode_value
 from tuimeter.core.profile import Profile, Scalar
 
 
@@ -135,24 +135,13 @@ class MeterState:
 
     def _decode_pending(self) -> None:
         pending, self._pending = self._pending, {}
-        specs, dps = self.profile.dps, self._dps
         for item in pending.values():
-            if isinstance(item, bytes):
-                raw = item[4:]
-                if item[1] == DPType.VALUE:
-                    value = int.from_bytes(raw, "big", signed=True)
-                    dp = dps[item[0]] = _new_tuple(DataPoint, (item[0], DPType.VALUE, value, raw))
-                    self._decode(dp)
-                    continue
-                dp = dps[item[0]] = _new_tuple(DataPoint, (item[0], DPType.RAW, raw, raw))
-                spec = specs.get(dp.id)
-                if spec is not None and spec.fields and spec.type is DPType.RAW:  # phase_a: straight to its fields
-                    values = spec.decode_fields(raw)
-                    self._values.update(values)
-                    self._reported.update(values)
-                    continue
+            if isinstance(item, bytes):  # a raw or 4-byte value unit, valid by its shape
+                dptype, raw = DPType(item[1]), item[4:]
+                dp = _new_tuple(DataPoint, (item[0], dptype, decode_value(dptype, raw), raw))
             else:
-                dp = dps[item.id] = item
+                dp = item
+            self._dps[dp.id] = dp
             self._decode(dp)
 
     def _decode(self, dp: DataPoint) -> dict[str, Scalar]:

@@ -54,6 +54,9 @@ async def open_link(
     return transport
 
 
+READ_SIZE = 4096  # > 0.3 s of 115200 baud: polled every 15 ms, all that is waiting comes in one read
+
+
 def read_waiting(transport: asyncio.Transport) -> bytes:
     """What the port holds right now, read past the transport (b"" when nothing is waiting, and on an
     error: the transport meets it and reports the lost port as soon as it reads again itself)."""
@@ -66,9 +69,6 @@ def read_waiting(transport: asyncio.Transport) -> bytes:
         return bytes(ser.read(READ_SIZE))  # URL handlers (spy:// traces what it reads, socket://) their own way
     except (OSError, serial.SerialException):  # BlockingIOError included: nothing waiting
         return b""
-
-
-READ_SIZE = 4096  # > 0.3 s of 115200 baud: polled every 15 ms, all that is waiting comes in one read
 
 
 def describe_open_error(port: str, exc: BaseException) -> str:

@@ -58,7 +58,6 @@ class MetricState:
     min: float | None = None
     max: float | None = None
     updated: float | None = None  # monotonic time of the last report
-    version: int = 0  # counts reports, so a view can tell whether anything changed
     history: deque[tuple[int, float]] = field(
         default_factory=lambda: deque(maxlen=int(HISTORY_SECONDS / HISTORY_SLOT)))
 
@@ -67,7 +66,6 @@ class MetricState:
         self.min = value if self.min is None else min(self.min, value)
         self.max = value if self.max is None else max(self.max, value)
         self.updated = now
-        self.version += 1
         slot = int(now // HISTORY_SLOT)
         if self.history and self.history[-1][0] == slot:
             self.history[-1] = (slot, value)
