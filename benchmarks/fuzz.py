@@ -16,7 +16,7 @@ from pathlib import Path
 
 from tuimeter.core.datapoints import decode_datapoints
 from tuimeter.core.frames import Frame, StreamParser
-from tuimeter.core.host import describe_frame
+from tuimeter.core.describe import describe_frame
 from tuimeter.core.meter import MeterState
 from tuimeter.core.profile import load_profile
 from tuimeter.sim.mcu import SimulatedMeter

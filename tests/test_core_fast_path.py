@@ -41,7 +41,7 @@ role = "relay"
 def online(config: dict[str, bool], profile: Profile | None = None) -> Rig:
     r = Rig(**config)
     if profile is not None:
-        r.m = HostMachine(profile, HostConfig(**config), wallclock=lambda: WALL)  # type: ignore[arg-type]
+        r.m = HostMachine(profile, HostConfig(**config))  # type: ignore[arg-type]
     r.bring_online()
     r.events.clear()
     return r

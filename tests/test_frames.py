@@ -189,36 +189,3 @@ def test_frame_whose_checksum_is_0x55_is_not_kept_as_a_header_start() -> None:
     for b in raw:
         p.feed(bytes([b]))
     assert p.stats.frames == 1 and p.buffered == 0
-
-
-UNIT_FRAMES = st.one_of(
-    st.binary(max_size=12).map(lambda b: encode_frame(0x07, bytes((6, 0, 0, len(b))) + b, version=3)),  # raw unit
-    st.binary(min_size=4, max_size=4).map(lambda b: encode_frame(0x07, b"\x01\x02\x00\x04" + b, version=3)),
-    st.binary(min_size=1, max_size=2).map(lambda b: encode_frame(0x07, b"\x01\x02\x00" + bytes((len(b),)) + b,
-                                                                 version=3)),  # a value of the wrong length
-    st.just(encode_frame(0x07, bytes.fromhex("1001000101"), version=3)),  # a bool: not a bare unit
-    st.just(encode_frame(0x07, bytes.fromhex("0600000a0102"), version=3)),  # a unit whose length lies
-    st.binary(max_size=8).map(lambda b: encode_frame(0x07, bytes((6, 0, 0, len(b))) + b, version=0)),  # not the MCU
-    st.just(encode_frame(0x00, b"\x01", version=3)),
-    st.binary(min_size=1, max_size=8),  # noise, and pieces of headers
-)
-
-
-@settings(max_examples=300, deadline=None)
-@given(st.lists(UNIT_FRAMES, max_size=30), st.lists(st.integers(0, 400), max_size=6), st.booleans())
-def test_raw_units_mode_is_the_same_parse(parts: list[bytes], cuts: list[int], final: bool) -> None:
-    stream = b"".join(parts)
-    plain, units = StreamParser(max_length=64), StreamParser(max_length=64, raw_units=True)
-    bounds = sorted({min(c, len(stream)) for c in cuts} | {0, len(stream)})
-    for a, b in zip(bounds, [*bounds[1:], None], strict=True):
-        if b is None:
-            got_plain, got_units = (plain.flush(), units.flush()) if final else (
-                plain.check_timeout(99.0), units.check_timeout(99.0))
-        else:
-            got_plain, got_units = plain.feed(stream[a:b], 1.0), units.feed(stream[a:b], 1.0)
-        assert units.others == [i for i, e in enumerate(got_units) if not isinstance(e, bytes)]
-        for e in got_units:
-            if isinstance(e, bytes):  # one raw unit, or one 4-byte value, reported by the MCU
-                assert (e[1] == 0 or (e[1] == 2 and len(e) == 8)) and ((e[2] << 8) | e[3]) + 4 == len(e)
-        assert [Frame(3, 7, e) if isinstance(e, bytes) else e for e in got_units] == got_plain
-    assert units.stats == plain.stats

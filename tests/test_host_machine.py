@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tuimeter.core.commands import Command
+from tuimeter.core.commands import Command, command_label
 from tuimeter.core.datapoints import DPType, make_datapoint
 from tuimeter.core.events import (
     CommandFinished,
@@ -20,9 +20,11 @@ from tuimeter.core.events import (
 )
 from tuimeter.core.frames import Frame, StreamParser, encode_frame
 from tuimeter.core.host import CommandRefused, HostConfig, HostMachine
-from tuimeter.core.profile import load_profile
+from tuimeter.core.listen import ListenMachine
+from tuimeter.core.profile import load_profile, shipped_profiles
 
 WALL = datetime(2026, 4, 6, 15, 51, 37, tzinfo=UTC)  # a Monday
+CANDIDATES = [load_profile(name) for name in shipped_profiles()]
 
 
 def mcu(cmd: int, payload: bytes = b"") -> bytes:
@@ -38,7 +40,7 @@ class Rig:
 
     def __init__(self, **config: object) -> None:
         self.now = 0.0
-        self.m = HostMachine(load_profile(), HostConfig(**config), wallclock=lambda: WALL)  # type: ignore[arg-type]
+        self.m = HostMachine(load_profile(), HostConfig(**config))  # type: ignore[arg-type]
         self.parser = StreamParser()
         self.sent: list[tuple[float, Frame]] = []
         self.events: list[Event] = []
@@ -51,11 +53,11 @@ class Rig:
         self.events += self.m.events()
 
     def connect(self) -> None:
-        self.m.connection_made(self.now)
+        self.m.connection_made(self.now, WALL)
         self.collect()
 
     def reply(self, data: bytes) -> None:
-        self.m.receive(data, self.now)
+        self.m.receive(data, self.now, WALL)
         self.collect()
 
     def advance(self, seconds: float) -> None:
@@ -66,7 +68,7 @@ class Rig:
             if deadline is None or deadline > end:
                 break
             self.now = max(self.now, deadline)
-            self.m.tick(self.now)
+            self.m.tick(self.now, WALL)
             self.collect()
         self.now = end
 
@@ -254,7 +256,7 @@ def test_relay_completes_only_on_meters_report() -> None:
     r = Rig()
     r.bring_online()
     r.take_sent()
-    token = r.m.request_relay(False, r.now)
+    token = r.m.request_relay(False, r.now, WALL)
     r.collect()
     assert [(f.command, f.payload.hex()) for f in r.take_sent()] == [(0x06, "1001000100")]
     assert not r.of(CommandFinished)
@@ -272,7 +274,7 @@ def test_relay_unconfirmed_fails_clearly_and_state_becomes_unknown() -> None:
     r = Rig(relay_timeout=3.0)
     r.bring_online()
     r.take_sent()
-    r.m.request_relay(False, r.now)
+    r.m.request_relay(False, r.now, WALL)
     r.collect()
     r.advance(3.1)
     (done,) = r.of(CommandFinished)
@@ -285,7 +287,7 @@ def test_relay_unconfirmed_fails_clearly_and_state_becomes_unknown() -> None:
 def test_relay_report_with_other_value_fails() -> None:
     r = Rig()
     r.bring_online()
-    r.m.request_relay(False, r.now)
+    r.m.request_relay(False, r.now, WALL)
     r.collect()
     r.reply(dp_report(16, DPType.BOOL, True))
     (done,) = r.of(CommandFinished)
@@ -295,9 +297,9 @@ def test_relay_report_with_other_value_fails() -> None:
 def test_second_relay_command_while_one_pending_is_refused() -> None:
     r = Rig()
     r.bring_online()
-    r.m.request_relay(False, r.now)
+    r.m.request_relay(False, r.now, WALL)
     with pytest.raises(CommandRefused, match="already waiting"):
-        r.m.request_relay(True, r.now)
+        r.m.request_relay(True, r.now, WALL)
     r.collect()
     assert [f.command for f in r.take_sent()].count(Command.DP_COMMAND) == 1
 
@@ -306,7 +308,7 @@ def test_relay_already_in_state_sends_nothing() -> None:
     r = Rig()
     r.bring_online()
     r.take_sent()
-    r.m.request_relay(True, r.now)
+    r.m.request_relay(True, r.now, WALL)
     r.collect()
     assert r.take_sent() == []
     (done,) = r.of(CommandFinished)
@@ -318,7 +320,7 @@ def test_read_only_refuses_relay_and_sends_nothing() -> None:
     r.bring_online()
     r.take_sent()
     with pytest.raises(CommandRefused, match="read-only"):
-        r.m.request_relay(False, r.now)
+        r.m.request_relay(False, r.now, WALL)
     r.collect()
     assert r.take_sent() == []
 
@@ -327,14 +329,14 @@ def test_relay_refused_when_not_online() -> None:
     r = Rig()
     r.connect()
     with pytest.raises(CommandRefused, match="not online"):
-        r.m.request_relay(True, r.now)
+        r.m.request_relay(True, r.now, WALL)
 
 
 def test_query_sends_0x08_and_waits_for_report() -> None:
     r = Rig()
     r.bring_online()
     r.take_sent()
-    r.m.request_query(r.now)
+    r.m.request_query(r.now, WALL)
     r.collect()
     assert r.cmds() == [Command.DP_QUERY]
     r.reply(dp_report(19, DPType.STRING, "FSE-F723C558128885"))
@@ -346,7 +348,7 @@ def test_heartbeat_waits_behind_pending_request() -> None:
     r.bring_online()
     r.advance(14.0)
     r.take_sent()
-    r.m.request_relay(False, r.now)
+    r.m.request_relay(False, r.now, WALL)
     r.collect()
     r.advance(2.0)  # heartbeat due at 15 s, but the relay command is outstanding
     assert r.cmds() == [Command.DP_COMMAND]
@@ -384,7 +386,7 @@ def test_relay_state_forgotten_after_mcu_restart_so_a_command_is_really_sent() -
     r.reply(dp_report(6, DPType.RAW, bytes(10)))  # the dump starts, dp 16 not seen yet
     r.advance(0.35)
     r.take_sent()
-    r.m.request_relay(True, r.now)
+    r.m.request_relay(True, r.now, WALL)
     r.collect()
     assert [f.command for f in r.take_sent()] == [Command.DP_COMMAND]  # not skipped on a stale "on"
 
@@ -392,9 +394,9 @@ def test_relay_state_forgotten_after_mcu_restart_so_a_command_is_really_sent() -
 def test_relay_command_cut_short_by_port_loss_leaves_state_unknown() -> None:
     r = Rig()
     r.bring_online()
-    r.m.request_relay(False, r.now)
+    r.m.request_relay(False, r.now, WALL)
     r.collect()
-    r.m.connection_lost(r.now, "unplugged")
+    r.m.connection_lost(r.now, WALL, "unplugged")
     r.collect()
     (done,) = r.of(CommandFinished)
     assert isinstance(done, CommandFinished) and not done.ok and "sent but not confirmed" in done.message
@@ -408,7 +410,7 @@ def test_nothing_is_sent_while_the_startup_dump_comes_in() -> None:
     r.answer_startup(b"{}")
     r.reply(dp_report(1, DPType.VALUE, 5))
     with pytest.raises(CommandRefused, match="not online"):
-        r.m.request_relay(False, r.now)
+        r.m.request_relay(False, r.now, WALL)
     r.take_sent()
     for _ in range(5):  # reports keep coming faster than the quiet time
         r.advance(0.2)
@@ -421,7 +423,7 @@ def test_nothing_is_sent_while_the_startup_dump_comes_in() -> None:
 def test_relay_confirmed_by_record_type_report() -> None:
     r = Rig()
     r.bring_online()
-    r.m.request_relay(False, r.now)
+    r.m.request_relay(False, r.now, WALL)
     r.collect()
     unit = make_datapoint(16, DPType.BOOL, False).encode()
     r.reply(mcu(Command.EXTENDED, b"\x0b" + bytes.fromhex("011a04060f332501") + unit))
@@ -450,15 +452,15 @@ def test_parser_counters_stay_consistent_across_a_reconnect() -> None:
     r = Rig()
     r.bring_online()
     r.reply(mcu(Command.HEARTBEAT, b"\x01")[:4])  # half a frame, then the port goes
-    r.m.connection_lost(r.now, "unplugged")
-    r.m.connection_made(r.now + 1)
+    r.m.connection_lost(r.now, WALL, "unplugged")
+    r.m.connection_made(r.now + 1, WALL)
     s = r.m.parser.stats
     assert s.bytes_in == s.frame_bytes + s.bytes_skipped + r.m.parser.buffered
 
 
 def test_profile_chosen_from_product_id_and_said() -> None:
     r = Rig()
-    r.m = HostMachine(load_profile("plug-meter"), HostConfig(), wallclock=lambda: WALL, auto_profile=True)
+    r.m = HostMachine(load_profile("plug-meter"), HostConfig(), CANDIDATES)
     r.bring_online()  # the real meter's product id
     (chosen,) = r.of(ProfileChosen)
     assert isinstance(chosen, ProfileChosen)
@@ -468,7 +470,7 @@ def test_profile_chosen_from_product_id_and_said() -> None:
 
 def test_unknown_product_profile_chosen_from_the_dump() -> None:
     r = Rig()
-    r.m = HostMachine(load_profile(), HostConfig(), wallclock=lambda: WALL, auto_profile=True)
+    r.m = HostMachine(load_profile(), HostConfig(), CANDIDATES)
     r.connect()
     r.reply(mcu(Command.HEARTBEAT, b"\x00"))
     r.answer_startup(b'{"p":"somethingunknown","v":"1.0.0","m":0}')
@@ -481,19 +483,95 @@ def test_unknown_product_profile_chosen_from_the_dump() -> None:
     assert (reading.voltage_v, reading.current_a, reading.power_w, reading.relay) == (232.6, 0.153, 35.0, True)
 
 
-def test_listen_only_decodes_a_recorded_conversation_and_never_sends() -> None:
-    m = HostMachine(load_profile(), HostConfig(listen_only=True))
-    m.connection_made(0.0)
-    m.receive(bytes.fromhex("55AA030000010104"), 0.1)  # heartbeat reply
-    m.receive(encode_frame(Command.LOCAL_TIME, b"", 3), 0.2)  # an MCU request a live host would answer
-    m.receive(bytes.fromhex("55AA0307000E0600000A0974000064" "00001B000023"), 0.3)
-    m.observe_sent(bytes.fromhex("55AA0006000510010001011D"), 0.4)  # the recorded host's relay command
-    assert m.data_to_send() == b"" and m.frames_out == 1
+def test_listen_only_decodes_a_recorded_conversation_and_cannot_send() -> None:
+    m = ListenMachine(load_profile())
+    m.start(WALL)
+    m.receive(bytes.fromhex("55AA030000010104"), 0.1, WALL)  # heartbeat reply
+    m.receive(encode_frame(Command.LOCAL_TIME, b"", 3), 0.2, WALL)  # an MCU request a live host would answer
+    m.receive(bytes.fromhex("55AA0307000E0600000A0974000064" "00001B000023"), 0.3, WALL)
+    m.observe_sent(bytes.fromhex("55AA0006000510010001011D"), 0.4, WALL)  # the recorded host's relay command
+    assert m.frames_out == 1
     events = m.events()
     assert [e.state for e in events if isinstance(e, LinkChanged)] == [LinkState.HANDSHAKING, LinkState.ONLINE]
     (reading,) = [e.reading for e in events if isinstance(e, ReadingUpdated)]
     assert (reading.voltage_v, reading.current_a, reading.power_w) == (242.0, 0.1, 27)
-    with pytest.raises(CommandRefused, match="replay"):
-        m.request_relay(True, 0.5)
-    with pytest.raises(CommandRefused, match="replay"):
-        m.request_query(0.5)
+    # nothing to send and no way to command: the replay machine has neither
+    assert not any(hasattr(m, name) for name in ("data_to_send", "request_relay", "request_query"))
+
+
+def test_a_forgotten_relay_stays_unknown_through_a_profile_change_and_the_next_command_is_sent() -> None:
+    """The stale-relay defect: the relay forgotten after an unconfirmed command came back from its old
+    report when the profile was re-applied (every discovery edit does that), and the next command for
+    that state was skipped as "already on"."""
+    r = Rig(relay_timeout=3.0)
+    r.bring_online()
+    assert r.m.meter.values["relay"] is True
+    r.m.request_relay(False, r.now, WALL)
+    r.collect()
+    r.advance(3.1)  # the meter never confirms
+    assert r.m.meter.reading(WALL).relay is None
+    r.events.clear()
+    r.m.use_profile(load_profile(), "edited in the discovery view", WALL)
+    r.collect()
+    assert "relay" not in r.m.meter.values and r.m.meter.reading(WALL).relay is None
+    assert not r.of(RelayChanged)  # nobody saw the relay change: nothing may say it did
+    (reading,) = r.of(ReadingUpdated)
+    assert isinstance(reading, ReadingUpdated) and reading.reading.relay is None
+    r.take_sent()
+    r.m.request_relay(True, r.now, WALL)
+    r.collect()
+    assert [f.command for f in r.take_sent()] == [Command.DP_COMMAND]  # sent, not "already on"
+    r.reply(dp_report(16, DPType.BOOL, True))  # only a new report brings the value back
+    assert r.m.meter.values["relay"] is True
+
+
+@pytest.mark.parametrize("forget", ["restart", "link lost", "port lost"])
+def test_every_way_of_forgetting_the_relay_forgets_its_report(forget: str) -> None:
+    r = Rig()
+    r.bring_online()
+    if forget == "restart":
+        r.advance(15.0)
+        r.reply(mcu(Command.HEARTBEAT, b"\x00"))
+    elif forget == "link lost":
+        r.advance(15.0 + 3 * 3.1)
+        assert r.m.link is LinkState.LINK_LOST
+    else:
+        r.m.connection_lost(r.now, WALL, "unplugged")
+    assert r.m.meter.reading(WALL).relay is None
+    r.m.use_profile(load_profile(), "a discovery edit", WALL)
+    assert r.m.meter.reading(WALL).relay is None and 16 not in r.m.meter.dps
+
+
+def test_mcu_requests_the_simulator_can_send_are_all_in_the_answer_table() -> None:
+    from tuimeter.core.mcu_requests import ANSWERS
+    from tuimeter.sim.mcu import MCU_REQUESTS
+
+    assert set(MCU_REQUESTS) <= set(ANSWERS)
+    r = Rig()
+    r.bring_online()
+    for cmd in MCU_REQUESTS:  # and each is answered, online, with the command the SDK expects back
+        r.take_sent()
+        r.reply(mcu(cmd, b"\x0b" if cmd == Command.EXTENDED else b""))
+        answered = [f.command for f in r.take_sent() if f.command != Command.NETWORK_STATUS]
+        expected = Command.DP_REPORT_SYNC_ACK if cmd == Command.DP_REPORT_SYNC else cmd
+        assert answered[:1] == [expected], command_label(cmd)
+
+
+def test_a_trigger_with_no_transition_is_a_bug_not_a_silent_change() -> None:
+    from tuimeter.core.host_state import HostState, HostStateError, Phase, Trigger
+
+    state = HostState()
+    with pytest.raises(HostStateError, match="idle"):
+        state.process(Trigger.DUMP_DONE)
+    assert state.phase is Phase.IDLE
+
+
+def test_closing_fails_waiting_commands_and_says_closed() -> None:
+    r = Rig()
+    r.bring_online()
+    r.m.request_relay(False, r.now, WALL)
+    r.m.close(WALL)
+    r.collect()
+    (done,) = r.of(CommandFinished)
+    assert isinstance(done, CommandFinished) and not done.ok
+    assert r.of(LinkChanged)[-1].state is LinkState.CLOSED  # type: ignore[union-attr]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from tuimeter.core.commands import Command
 from tuimeter.core.datapoints import DPType, decode_datapoints, make_datapoint
 from tuimeter.core.frames import Frame, StreamParser, encode_frame
@@ -175,14 +177,15 @@ def test_host_machine_and_sim_reach_online_together() -> None:
     sim = SimulatedMeter(seed=1, period=2.0)
     host = HostMachine(load_profile(), HostConfig())
     now = 0.0
-    host.connection_made(now)
+    wall = datetime(2026, 4, 6, 15, 51, 37, tzinfo=UTC)
+    host.connection_made(now, wall)
     for _ in range(200):
         sim.receive(host.data_to_send(), now)
-        host.receive(sim.data_to_send(), now)
+        host.receive(sim.data_to_send(), now, wall)
         now += 0.05
         sim.tick(now)
-        host.tick(now)
-    r = host.meter.reading(host.wall_time())
+        host.tick(now, wall)
+    r = host.meter.reading(wall)
     assert host.link.value == "online"
     assert r.voltage_v is not None and 200 < r.voltage_v < 250
     assert r.relay is True and r.faults == ()

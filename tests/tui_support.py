@@ -5,13 +5,16 @@ Only the serial port is left out, so snapshots of a seeded simulation come out t
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
 
 from tuimeter.core.events import CommandFinished
 from tuimeter.core.host import HostConfig, HostMachine
-from tuimeter.core.profile import Profile, load_profile
+from tuimeter.core.meter import DatapointView, Reading
+from tuimeter.core.profile import Profile, Scalar, load_profile
+from tuimeter.host.api import CommandFailed, SessionStatus
 from tuimeter.host.bus import EventBus
-from tuimeter.host.session import CommandFailed
 from tuimeter.sim.mcu import SimulatedMeter
 
 START = datetime(2026, 11, 24, 18, 30, tzinfo=UTC)
@@ -19,18 +22,48 @@ STEP = 0.05
 
 
 class OfflineLink:
+    """A MeterSession (tuimeter/host/api.py) without a port."""
+
     port_label = "/dev/ttyUSB0 @ 9600"
 
     def __init__(self, seed: int = 7, read_only: bool = False) -> None:
         self.now = 0.0
-        self.machine = HostMachine(load_profile(), HostConfig(read_only=read_only), wallclock=self.wall)
+        self.machine = HostMachine(load_profile(), HostConfig(read_only=read_only))
         self.bus = EventBus()
         self.sim = SimulatedMeter(seed=seed, period=2.0, speed=30.0)
-        self.machine.connection_made(self.now)
+        self.machine.connection_made(self.now, self.wall())
         self._publish()
 
     def wall(self) -> datetime:
         return START + timedelta(seconds=round(self.now, 3))
+
+    def wall_time(self) -> datetime:
+        return self.wall()
+
+    def status(self) -> SessionStatus:
+        m = self.machine
+        hb = m.last_heartbeat_reply
+        return SessionStatus(
+            link=m.link, online=m.online, port_label=self.port_label, frames_in=m.frames_in,
+            frames_out=m.frames_out, bytes_in=m.parser.stats.bytes_in, parse_errors=m.parser.stats.errors,
+            heartbeat_age=None if hb is None else self.now - hb, product=m.product, profile=m.profile,
+            read_only=m.config.read_only, replay=False)
+
+    def values(self) -> Mapping[str, Scalar]:
+        return MappingProxyType(self.machine.meter.values)
+
+    def reading(self) -> Reading:
+        return self.machine.meter.reading(self.wall())
+
+    def datapoints(self) -> list[DatapointView]:
+        return self.machine.meter.views()
+
+    async def start(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        self.machine.close(self.wall())
+        self._publish()
 
     def clock(self) -> float:
         return self.now
@@ -44,10 +77,10 @@ class OfflineLink:
         seen: list[object] = []
         for _ in range(round(seconds / STEP)):
             self.sim.receive(self.machine.data_to_send(), self.now)
-            self.machine.receive(self.sim.data_to_send(), self.now)
+            self.machine.receive(self.sim.data_to_send(), self.now, self.wall())
             self.now = round(self.now + STEP, 6)
             self.sim.tick(self.now)
-            self.machine.tick(self.now)
+            self.machine.tick(self.now, self.wall())
             seen += self._publish()
         return seen
 
@@ -61,13 +94,13 @@ class OfflineLink:
         raise CommandFailed("no answer")
 
     def use_profile(self, profile: Profile, reason: str) -> None:
-        self.machine.use_profile(profile, reason)
+        self.machine.use_profile(profile, reason, self.wall())
         self._publish()
 
     async def set_relay(self, on: bool) -> str:
-        token = self.machine.request_relay(on, self.now)
+        token = self.machine.request_relay(on, self.now, self.wall())
         return await self._until_done(token)
 
     async def query(self) -> str:
-        token = self.machine.request_query(self.now)
+        token = self.machine.request_query(self.now, self.wall())
         return await self._until_done(token)

@@ -9,8 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from tuimeter import __version__
-
-EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, EXIT_PORT, EXIT_METER = 0, 1, 2, 3, 4
+from tuimeter.exitcodes import ExitCode
 
 DESCRIPTION = """\
 Run, watch and control a TuyaMCU energy meter (EARU EAMPDW-TY63 / WDYK 2P63A and relatives)
@@ -37,7 +36,7 @@ class _Parser(argparse.ArgumentParser):
         super().__init__(allow_abbrev=False, **kwargs)  # type: ignore[arg-type]
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(EXIT_USAGE, f"tuimeter: {message}; see 'tuimeter --help'\n")
+        self.exit(ExitCode.USAGE, f"tuimeter: {message}; see 'tuimeter --help'\n")
 
 
 def _positive(text: str) -> float:
@@ -104,8 +103,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print a systemd unit that runs this command line headless, and exit (docs/raspberry-pi.md)")
     p.add_argument("--list-ports", action="store_true", help="list serial ports and exit")
     _add_sim_faults(p, "--demo-faults", "--demo-variant")
+    _add_debug(p)
     p.add_argument("--version", action="version", version=f"tuimeter {__version__}")
     return p
+
+
+def _add_debug(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--debug", action="store_true",
+                   help="log what every layer does: to stderr, or with the live screen to "
+                        "~/.local/state/tuimeter/debug.log (also: TUIMETER_DEBUG=1)")
+    p.add_argument("--debug-log", metavar="FILE", help="with --debug: log to FILE (also: TUIMETER_DEBUG=FILE)")
 
 
 def _metrics_address(text: str) -> tuple[str, int]:
@@ -172,6 +179,7 @@ def build_replay_parser() -> argparse.ArgumentParser:
                    help="device profile (default: picked from the recorded product id or datapoints)")
     p.add_argument("--theme", default=None, metavar="NAME|FILE", help="colour theme for the screen")
     _add_discover(p)
+    _add_debug(p)
     return p
 
 
@@ -215,9 +223,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return run_decode(build_decode_parser().parse_args(args_list[1:]))
         if args_list[:1] == ["replay"]:
+            from tuimeter.options import OptionsError, ReplayOptions
             from tuimeter.runner import run_replay
 
-            return run_replay(build_replay_parser().parse_args(args_list[1:]))
+            try:
+                replay = ReplayOptions.from_args(build_replay_parser().parse_args(args_list[1:]))
+            except OptionsError as exc:
+                print(f"tuimeter: {exc}; see 'tuimeter replay --help'", file=sys.stderr)
+                return ExitCode.USAGE
+            return run_replay(replay)
         if args_list[:1] == ["simulate"]:
             from tuimeter.sim.cli import run_simulate
 
@@ -225,10 +239,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(args_list)
         return _dispatch(args, args_list)
     except KeyboardInterrupt:
-        return 130
+        return ExitCode.INTERRUPTED
     except BrokenPipeError:  # e.g. `tuimeter decode … | head`: the reader has gone, so stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
+        return ExitCode.OK
 
 
 def _dispatch(args: argparse.Namespace, argv: list[str]) -> int:
@@ -240,55 +254,23 @@ def _dispatch(args: argparse.Namespace, argv: list[str]) -> int:
             print(f"{device}\t{desc}\t{hwid}")
         if not ports:
             print("no serial ports found; is the USB-UART adapter plugged in?", file=sys.stderr)
-        return EXIT_OK
-    if args.port and args.demo:
-        return _usage("give either PORT or --demo, not both")
-    if not args.port and not args.demo:
-        return _usage("give a PORT (e.g. /dev/ttyUSB0) or --demo")
-    if not args.demo and (args.demo_faults is not None or args.demo_variant != "10byte"):
-        return _usage("--demo-faults and --demo-variant go with --demo")
-    if args.json and not args.query:
-        return _usage("--json goes with --query")
-    if args.set_relay is not None and args.query:
-        return _usage("--set and --query are separate commands; run one at a time")
-    problem = discover_problem(args) or _bridge_problem(args)
-    if problem:
-        return _usage(problem)
-    if args.print_systemd_unit:
+        return ExitCode.OK
+    from tuimeter.options import OptionsError, RunOptions
+
+    try:
+        options = RunOptions.from_args(args)
+    except OptionsError as exc:
+        return _usage(str(exc))
+    if options.print_systemd_unit:
         from tuimeter.service import print_systemd_unit
 
-        return print_systemd_unit(args, argv)
+        assert options.port is not None  # checked by RunOptions
+        return print_systemd_unit(options.port, argv)
     from tuimeter.runner import run
 
-    return run(args)
-
-
-def _bridge_problem(args: argparse.Namespace) -> str | None:
-    bridged = args.mqtt or args.metrics
-    if bridged and (args.set_relay is not None or args.query or args.discover):
-        return "--mqtt and --metrics go with the live screen or --headless, not --set, --query or --discover"
-    if not args.mqtt and (args.mqtt_password_file or args.mqtt_ca):
-        return "--mqtt-password-file and --mqtt-ca go with --mqtt"
-    if args.print_systemd_unit and (args.demo or not args.port):
-        return "--print-systemd-unit needs the PORT the service should open (e.g. /dev/serial/by-id/…)"
-    if args.print_systemd_unit and (args.set_relay is not None or args.query or args.discover):
-        return "--print-systemd-unit makes a monitoring service: leave out --set, --query and --discover"
-    return None
-
-
-def discover_problem(args: argparse.Namespace) -> str | None:
-    if (args.for_seconds is not None or args.export is not None) and not args.discover:
-        return "--for and --export go with --discover"
-    if args.discover and (getattr(args, "set_relay", None) is not None or getattr(args, "query", False)
-                          or args.headless or args.log):
-        return "--discover runs on its own; leave out --set, --query, --headless and --log"
-    if args.export is not None:
-        from tuimeter.analyzer.export import export_problem
-
-        return export_problem(args.export, args.profile)
-    return None
+    return run(options)
 
 
 def _usage(message: str) -> int:
     print(f"tuimeter: {message}; see 'tuimeter --help'", file=sys.stderr)
-    return EXIT_USAGE
+    return ExitCode.USAGE

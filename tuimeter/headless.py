@@ -10,7 +10,7 @@ import sys
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol, TextIO
+from typing import TextIO
 
 from tuimeter.core.events import (
     CommandFinished,
@@ -29,19 +29,12 @@ from tuimeter.core.events import (
     ServiceChanged,
 )
 from tuimeter.core.meter import Reading
-from tuimeter.host.bus import EventBus
+from tuimeter.exitcodes import ExitCode
+from tuimeter.host.api import MeterSession
 from tuimeter.sinks import RecordSink, SinkError
 
 STATUS_EVERY = 1.0  # seconds between status lines, at most
 SKIPPED = (DatapointReceived, FrameLogged, ParseProblem)  # per-datapoint and per-frame events: not read here
-
-
-class EventSource(Protocol):
-    """A live HostSession or a ReplaySession."""
-
-    bus: EventBus
-
-    async def close(self) -> None: ...
 
 
 def _num(v: float | None, fmt: str) -> str:
@@ -124,7 +117,7 @@ class HeadlessOptions:
 class HeadlessMonitor:
     """Consumes the session's events: prints status and event lines, writes records."""
 
-    def __init__(self, session: EventSource, options: HeadlessOptions, out: TextIO | None = None) -> None:
+    def __init__(self, session: MeterSession, options: HeadlessOptions, out: TextIO | None = None) -> None:
         self.session = session
         self.options = options
         self.sink = RecordSink(options.log, options.format) if options.log else None
@@ -271,7 +264,7 @@ def install_stop_signals(stop: asyncio.Event) -> None:
         loop.add_signal_handler(sig, stop.set)
 
 
-async def run_monitor(session: EventSource, monitor: HeadlessMonitor, stop: asyncio.Event | None = None) -> int:
+async def run_monitor(session: MeterSession, monitor: HeadlessMonitor, stop: asyncio.Event | None = None) -> int:
     """Run until SIGINT/SIGTERM (or `stop` is set, e.g. at the end of a replay); returns the exit code."""
     consumer = asyncio.create_task(monitor.consume())
     stop = stop or asyncio.Event()
@@ -284,5 +277,5 @@ async def run_monitor(session: EventSource, monitor: HeadlessMonitor, stop: asyn
         await consumer
     except SinkError as exc:
         print(f"tuimeter: {exc}", file=sys.stderr)
-        return 1
-    return 0
+        return ExitCode.RUNTIME
+    return ExitCode.OK

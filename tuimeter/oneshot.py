@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from tuimeter.core.profile import format_value
+from tuimeter.exitcodes import ExitCode
 from tuimeter.host.session import CommandFailed, CommandRefused, HostSession
 
 
@@ -20,9 +21,9 @@ async def wait_ready(session: HostSession, timeout: float) -> None:
         await session.wait_online(timeout)
     except TimeoutError:
         port = session.options.port
-        got = session.machine.parser.stats.bytes_in
-        hint = (f"received {got} bytes but no valid frame; wrong speed? try --baud "
-                f"{115200 if session.options.baud != 115200 else 9600}") if got and not session.machine.frames_in \
+        status = session.status()
+        hint = (f"received {status.bytes_in} bytes but no valid frame; wrong speed? try --baud "
+                f"{115200 if session.options.baud != 115200 else 9600}") if status.bytes_in and not status.frames_in \
             else "check the wiring and that the meter is powered, or try --baud 115200"
         raise MeterSilent(f"no start-up with the meter on {port} within {timeout:g} s; {hint}") from None
 
@@ -34,31 +35,32 @@ async def set_relay(session: HostSession, on: bool, timeout: float) -> int:
         message = await session.set_relay(on)
     except CommandRefused as exc:
         print(f"tuimeter: {exc}", file=sys.stderr)
-        return 2
+        return ExitCode.USAGE
     except CommandFailed as exc:
         print(f"tuimeter: {exc}", file=sys.stderr)
-        return 4
+        return ExitCode.METER
     print(message)
-    return 0
+    return ExitCode.OK
 
 
 def query_report(session: HostSession) -> dict[str, Any]:
-    m = session.machine
-    info = m.product
-    reading = m.meter.reading(m.wall_time())
+    status = session.status()
+    info = status.product
+    views = session.datapoints()
+    values = session.values()
     return {
         "product": {"text": info.text, "product_id": info.product_id, "mcu_version": info.mcu_version}
         if info else None,
-        "profile": m.profile.name,
+        "profile": status.profile.name,
         "datapoints": [
             {"id": v.id, "type": v.type.label, "name": v.name,
              "value": v.dp.value.hex() if isinstance(v.dp.value, bytes) else v.dp.value,
              "raw": v.dp.raw.hex(), "text": v.text}
-            for v in m.meter.views()
+            for v in views
         ],
         "values": {k: (list(val) if isinstance(val, tuple) else val.hex() if isinstance(val, bytes) else val)
-                   for k, val in m.meter.values.items()},
-        "reading": reading.as_record(),
+                   for k, val in values.items()},
+        "reading": session.reading().as_record(),
     }
 
 
@@ -67,13 +69,13 @@ async def query(session: HostSession, as_json: bool, timeout: float) -> int:
     report = query_report(session)
     if as_json:
         print(json.dumps(report, indent=2))
-        return 0
+        return ExitCode.OK
     if report["product"]:
         print(f"product: {report['product']['text']}")
     print(f"profile: {report['profile']}")
-    for v in session.machine.meter.views():
+    for v in session.datapoints():
         print(f"  {v.text}")
-    values = session.machine.meter.values
+    values = session.values()
     if values:
         print("values: " + ", ".join(f"{k}={format_value(val)}" for k, val in values.items()))
-    return 0
+    return ExitCode.OK

@@ -1,84 +1,103 @@
-"""Wires the parsed command line to a session and a front end (headless or one-shot)."""
+"""Wires validated options (options.py) to a session and a front end (screen, headless, one-shot)."""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import sys
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
 
-from tuimeter.cli import EXIT_METER, EXIT_PORT, EXIT_USAGE
+from tuimeter import logs
 from tuimeter.core.host import HostConfig
-from tuimeter.core.profile import ProfileError, load_profile
+from tuimeter.core.profile import Profile, ProfileError, load_profile, shipped_profiles
+from tuimeter.exitcodes import ExitCode
+from tuimeter.host.api import MeterSession
 from tuimeter.host.session import HostSession, PortError, SessionOptions
-
-if TYPE_CHECKING:
-    from tuimeter.host.replay import ReplaySession
+from tuimeter.options import DebugOptions, FrontEnd, ReplayOptions, RunOptions
 
 DEMO_SEED, DEMO_PERIOD, DEMO_SPEED = 7, 2.0, 30.0
 
 
-def run(args: argparse.Namespace) -> int:
+def run(options: RunOptions) -> int:
     try:
-        return asyncio.run(_run(args))
+        return asyncio.run(_run(options))
     except KeyboardInterrupt:
-        return 130
+        return ExitCode.INTERRUPTED
 
 
-def run_replay(args: argparse.Namespace) -> int:
+def run_replay(options: ReplayOptions) -> int:
     try:
-        return asyncio.run(_replay(args))
+        return asyncio.run(_replay(options))
     except KeyboardInterrupt:
-        return 130
+        return ExitCode.INTERRUPTED
 
 
-async def _replay(args: argparse.Namespace) -> int:
-    from tuimeter.cli import discover_problem
+def _fail(message: object, code: ExitCode = ExitCode.USAGE) -> int:
+    print(f"tuimeter: {message}", file=sys.stderr)
+    return code
+
+
+def _setup_logging(debug: DebugOptions, front_end: FrontEnd) -> int | None:
+    """The log's destination (logs.py); an exit code when it cannot be written."""
+    on, path = logs.from_environment(debug.debug, debug.debug_log)
+    try:
+        line = logs.setup(on, path, screen=front_end is FrontEnd.SCREEN)
+    except logs.LogError as exc:
+        return _fail(exc)
+    if line:
+        print(f"tuimeter: {line}", file=sys.stderr)
+    return None
+
+
+def _profiles(name: str | None) -> tuple[Profile, list[Profile]]:
+    """The profile to start with, and the candidates to pick from when none was given."""
+    if name:
+        return load_profile(name), []
+    return load_profile(), [load_profile(n) for n in shipped_profiles()]
+
+
+async def _replay(options: ReplayOptions) -> int:
     from tuimeter.headless import HeadlessMonitor, HeadlessOptions, run_monitor
     from tuimeter.host.replay import ReplaySession
     from tuimeter.recorder import RecordingError, load_recording
     from tuimeter.sinks import SinkError
 
-    problem = discover_problem(args) or ("--log goes with --headless" if args.log and not args.headless else None)
-    if problem:
-        print(f"tuimeter: {problem}; see 'tuimeter replay --help'", file=sys.stderr)
-        return EXIT_USAGE
+    if (code := _setup_logging(options.debug, options.front_end)) is not None:
+        return code
     try:
-        profile = load_profile(args.profile) if args.profile else load_profile()
-        recording = load_recording(args.file)
+        profile, candidates = _profiles(options.profile)
+        recording = load_recording(options.file)
     except (ProfileError, RecordingError) as exc:
-        print(f"tuimeter: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    session = ReplaySession(recording, args.file, profile, speed=args.speed, auto_profile=args.profile is None)
-    if args.discover:
+        return _fail(exc)
+    session = ReplaySession(recording, options.file, profile, speed=options.speed, candidates=candidates)
+    if options.front_end is FrontEnd.DISCOVER:
         from tuimeter.analyzer.discover_cli import DiscoverMonitor, run_discover
 
-        discover = DiscoverMonitor(session, session.machine)
+        discover = DiscoverMonitor(session)
         await session.start()
-        return await run_discover(session, discover, seconds=args.for_seconds, export=args.export,
-                                  done=session.finished)
-    if not args.headless:
-        return await _live(args, session)
+        return await run_discover(session, discover, seconds=options.discover_options.for_seconds,
+                                  export=options.discover_options.export, done=session.finished)
+    if options.front_end is FrontEnd.SCREEN:
+        return await _live(session, options.theme)
     try:
-        monitor = HeadlessMonitor(session, HeadlessOptions(args.log, args.format, 0.0, 0.0))
+        monitor = HeadlessMonitor(session, HeadlessOptions(options.log, options.format, 0.0, 0.0))
     except SinkError as exc:
-        print(f"tuimeter: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return _fail(exc)
     await session.start()
     return await run_monitor(session, monitor, session.finished)
 
 
 @contextlib.asynccontextmanager
-async def _demo_port(args: argparse.Namespace) -> AsyncIterator[str]:
+async def _demo_port(options: RunOptions) -> AsyncIterator[str]:
     """The built-in simulated meter on a pseudo-terminal in this process."""
+    from tuimeter.sim.faults import FaultPlan
     from tuimeter.sim.mcu import SimulatedMeter
     from tuimeter.sim.pty_server import PtyMeterServer
 
     loop = asyncio.get_running_loop()
+    faults = options.demo_faults if isinstance(options.demo_faults, FaultPlan) else None
     meter = SimulatedMeter(seed=DEMO_SEED, period=DEMO_PERIOD, speed=DEMO_SPEED, start=loop.time(),
-                           faults=args.demo_faults, variant=args.demo_variant)
+                           faults=faults, variant=options.demo_variant)
     server = PtyMeterServer(meter, seed=DEMO_SEED)
     try:
         yield await server.start()
@@ -86,139 +105,135 @@ async def _demo_port(args: argparse.Namespace) -> AsyncIterator[str]:
         await server.close()
 
 
-async def _run(args: argparse.Namespace) -> int:
+async def _run(options: RunOptions) -> int:
+    if (code := _setup_logging(options.debug, options.front_end)) is not None:
+        return code
     try:
-        profile = load_profile(args.profile) if args.profile else load_profile()
+        profile, candidates = _profiles(options.profile)
     except ProfileError as exc:
-        print(f"tuimeter: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    screen = not (args.headless or args.set_relay is not None or args.query or args.discover)
-    config = HostConfig(wifi_state=args.wifi_state, heartbeat_interval=args.heartbeat, read_only=args.read_only,
+        return _fail(exc)
+    screen = options.front_end is FrontEnd.SCREEN
+    config = HostConfig(wifi_state=options.wifi_state, heartbeat_interval=options.heartbeat,
+                        read_only=options.read_only,
                         log_frames=screen,  # only the screen has a frame log to fill
-                        dp_events=screen or args.discover)  # per-dp events: the screen's discovery view, --discover
+                        dp_events=screen or options.front_end is FrontEnd.DISCOVER)  # the discovery views
     async with contextlib.AsyncExitStack() as stack:
-        port = await stack.enter_async_context(_demo_port(args)) if args.demo else args.port
-        if args.demo:
+        port = await stack.enter_async_context(_demo_port(options)) if options.demo else options.port
+        assert port is not None  # RunOptions: a PORT or --demo
+        if options.demo:
             print(f"tuimeter: demo on a simulated meter at {port}", file=sys.stderr)
-        session = HostSession(SessionOptions(port=port, baud=args.baud), profile, config,
-                              auto_profile=args.profile is None)
-        if args.record:
+        session = HostSession(SessionOptions(port=port, baud=options.baud), profile, config, candidates)
+        if options.record:
             from tuimeter.recorder import Recorder
             from tuimeter.sinks import SinkError
 
             try:
-                recorder = Recorder(args.record, port, args.baud)
+                recorder = Recorder(options.record, port, options.baud)
             except SinkError as exc:
-                print(f"tuimeter: {str(exc).replace('log', 'recording', 1)}", file=sys.stderr)
-                return EXIT_USAGE
+                return _fail(str(exc).replace("log", "recording", 1))
             stack.callback(recorder.close)
             session.add_tap(recorder.tap)
-        problem = await _start_bridges(args, session, stack)
+        problem = await _start_bridges(options, session, stack)
         if problem is not None:
             return problem
-        return await _front_end(args, session)
-    return EXIT_USAGE  # unreachable; keeps type checkers content
+        return await _front_end(options, session)
+    return ExitCode.USAGE  # unreachable; keeps type checkers content
 
 
-async def _start_bridges(args: argparse.Namespace, session: HostSession,
-                         stack: contextlib.AsyncExitStack) -> int | None:
+async def _start_bridges(options: RunOptions, session: HostSession, stack: contextlib.AsyncExitStack) -> int | None:
     """--metrics and --mqtt, before the port opens; an exit code when a setting cannot work."""
-    if not (args.mqtt or args.metrics):
+    b = options.bridges
+    if not b.any:
         return None
     from tuimeter.bridge import default_node_id
 
-    node_id = args.node_id or ("demo" if args.demo else default_node_id(args.port))
-    if args.mqtt:
+    node_id = b.node_id or ("demo" if options.demo else default_node_id(options.port or ""))
+    if b.mqtt:
         from tuimeter.bridge.mqtt import BrokerRefused, MqttBridge, MqttConfigError, MqttSettings
 
         try:
-            settings = MqttSettings.parse(args.mqtt, node_id=node_id, prefix=args.mqtt_prefix,
-                                          discovery_prefix=args.mqtt_discovery_prefix,
-                                          password_file=args.mqtt_password_file, ca_file=args.mqtt_ca)
-            bridge = MqttBridge(session, settings, read_only=args.read_only)
+            settings = MqttSettings.parse(b.mqtt, node_id=node_id, prefix=b.mqtt_prefix,
+                                          discovery_prefix=b.mqtt_discovery_prefix,
+                                          password_file=b.mqtt_password_file, ca_file=b.mqtt_ca)
+            bridge = MqttBridge(session, settings, read_only=options.read_only)
             await bridge.check_login()
         except (MqttConfigError, BrokerRefused) as exc:
-            print(f"tuimeter: {exc}", file=sys.stderr)
-            return EXIT_USAGE
+            return _fail(exc)
         bridge.start()
         stack.push_async_callback(bridge.close)
-    if args.metrics:  # after the MQTT login check: its "up" line must reach the front end
+    if b.metrics:  # after the MQTT login check: its "up" line must reach the front end
         from tuimeter.bridge.metrics import MeterCollector, MetricsError, MetricsServer
         from tuimeter.core.events import ServiceChanged
 
-        server = MetricsServer(MeterCollector(session.machine, session.bus, node_id), *args.metrics)
+        server = MetricsServer(MeterCollector(session, node_id), *b.metrics)
         try:
             server.start()
         except MetricsError as exc:
-            print(f"tuimeter: {exc}", file=sys.stderr)
-            return EXIT_USAGE
+            return _fail(exc)
         stack.callback(server.close)
-        up = [ServiceChanged(session.machine.wall_time(), "metrics", True, f"serving {server.url}")]
+        up = [ServiceChanged(session.wall_time(), "metrics", True, f"serving {server.url}")]
         asyncio.get_running_loop().call_soon(session.bus.publish, up)  # once the front end listens
     return None
 
 
-async def _live(args: argparse.Namespace, session: HostSession | ReplaySession) -> int:
+async def _live(session: MeterSession, theme: str | None) -> int:
     """The Textual screen, in this event loop, beside the session."""
     if not (sys.stdin.isatty() and sys.stderr.isatty()):  # Textual draws on stderr
-        print("tuimeter: the live screen needs a terminal; use --headless for logs and pipes", file=sys.stderr)
-        return EXIT_USAGE
+        return _fail("the live screen needs a terminal; use --headless for logs and pipes")
     from tuimeter.tui.app import TuimeterApp
 
-    app = TuimeterApp(session, theme_choice=args.theme)
+    app = TuimeterApp(session, theme_choice=theme)
     try:
         await session.start()
     except PortError as exc:
-        print(f"tuimeter: {exc}", file=sys.stderr)
-        return EXIT_PORT
+        return _fail(exc, ExitCode.PORT)
     try:
         await app.run_async()
     finally:
         await session.close()
-    return app.return_code or 0
+    return app.return_code or ExitCode.OK
 
 
-async def _discover(args: argparse.Namespace, session: HostSession) -> int:
+async def _discover(options: RunOptions, session: HostSession) -> int:
     from tuimeter.analyzer.discover_cli import DiscoverMonitor, run_discover
 
-    monitor = DiscoverMonitor(session, session.machine)
+    monitor = DiscoverMonitor(session)
     try:
         await session.start()
     except PortError as exc:
-        print(f"tuimeter: {exc}", file=sys.stderr)
-        return EXIT_PORT
-    return await run_discover(session, monitor, seconds=args.for_seconds, export=args.export)
+        return _fail(exc, ExitCode.PORT)
+    return await run_discover(session, monitor, seconds=options.discover.for_seconds, export=options.discover.export)
 
 
-async def _front_end(args: argparse.Namespace, session: HostSession) -> int:
+async def _front_end(options: RunOptions, session: HostSession) -> int:
     from tuimeter import oneshot
     from tuimeter.headless import HeadlessMonitor, HeadlessOptions, run_monitor
     from tuimeter.sinks import SinkError
 
-    if args.discover:
-        return await _discover(args, session)
-    if not (args.headless or args.set_relay is not None or args.query):
-        return await _live(args, session)
+    front = options.front_end
+    if front is FrontEnd.DISCOVER:
+        return await _discover(options, session)
+    if front is FrontEnd.SCREEN:
+        return await _live(session, options.theme)
     monitor = None
-    if args.set_relay is None and not args.query:
+    if front is FrontEnd.HEADLESS:
         try:
-            monitor = HeadlessMonitor(session, HeadlessOptions(args.log, args.format, args.every, args.flush_every))
+            monitor = HeadlessMonitor(session, HeadlessOptions(options.log, options.format, options.every,
+                                                               options.flush_every))
         except SinkError as exc:
-            print(f"tuimeter: {exc}", file=sys.stderr)
-            return EXIT_USAGE
+            return _fail(exc)
     try:
         await session.start()
     except PortError as exc:
-        print(f"tuimeter: {exc}", file=sys.stderr)
-        return EXIT_PORT
+        return _fail(exc, ExitCode.PORT)
     if monitor is not None:
         return await run_monitor(session, monitor)
     try:
-        if args.set_relay is not None:
-            return await oneshot.set_relay(session, args.set_relay, args.timeout)
-        return await oneshot.query(session, args.json, args.timeout)
+        if front is FrontEnd.SET:
+            assert options.set_relay is not None
+            return await oneshot.set_relay(session, options.set_relay, options.timeout)
+        return await oneshot.query(session, options.json, options.timeout)
     except oneshot.MeterSilent as exc:
-        print(f"tuimeter: {exc}", file=sys.stderr)
-        return EXIT_METER
+        return _fail(exc, ExitCode.METER)
     finally:
         await session.close()

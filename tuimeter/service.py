@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import getpass
 import os
 import shlex
@@ -103,6 +102,6 @@ def systemd_unit(argv: list[str], port: str, user: str | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def print_systemd_unit(args: argparse.Namespace, argv: list[str]) -> int:
-    sys.stdout.write(systemd_unit(argv, args.port))
+def print_systemd_unit(port: str, argv: list[str]) -> int:
+    sys.stdout.write(systemd_unit(argv, port))
     return 0

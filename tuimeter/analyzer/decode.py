@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from tuimeter.analyzer.discovery import Discovery
-from tuimeter.core.commands import Command, command_label, parse_product_info
+from tuimeter.core.commands import Command, command_label, parse_product_info, report_payload
 from tuimeter.core.datapoints import DataPoint, decode_datapoints
+from tuimeter.core.describe import describe_frame
 from tuimeter.core.frames import MCU_VERSION, Frame, Junk, ParseError, ParserEvent, StreamParser
-from tuimeter.core.host import describe_frame, report_payload
 from tuimeter.core.meter import MeterState
 from tuimeter.core.profile import Profile, choose_profile
 

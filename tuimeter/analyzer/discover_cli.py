@@ -17,16 +17,17 @@ from typing import TextIO
 from tuimeter.analyzer.discovery import Discovery, SeenDatapoint
 from tuimeter.analyzer.export import export_discovery
 from tuimeter.core.events import DatapointReceived, Event, LinkChanged, ProductInfoReceived, ProfileChosen
-from tuimeter.core.host import HostMachine
 from tuimeter.core.profile import format_value, with_unit
-from tuimeter.headless import EventSource, event_line, install_stop_signals
+from tuimeter.exitcodes import ExitCode
+from tuimeter.headless import event_line, install_stop_signals
+from tuimeter.host.api import MeterSession
 
 
 class DiscoverMonitor:
-    def __init__(self, source: EventSource, machine: HostMachine, out: TextIO = sys.stdout) -> None:
+    def __init__(self, source: MeterSession, out: TextIO = sys.stdout) -> None:
         # guesses start from the profile the meter is read through (--profile, or picked later)
-        self.discovery = Discovery(base=machine.profile)
-        self.machine = machine
+        self.discovery = Discovery(base=source.status().profile)
+        self.source = source
         self.out = out
         self.out_ok = True
         source.bus.add_listener(self.handle)
@@ -40,7 +41,7 @@ class DiscoverMonitor:
             self.discovery.product_id = ev.info.product_id
             self._say(f"{ev.ts:%H:%M:%S}  product {ev.info.text}")
         elif isinstance(ev, ProfileChosen):
-            self.discovery.base = self.machine.profile
+            self.discovery.base = self.source.status().profile
         elif isinstance(ev, LinkChanged):
             self._say(str(event_line(ev)))
 
@@ -99,7 +100,7 @@ def describe_seen(d: Discovery, dpid: int) -> str:
     return f"dp {dpid} {type_text(s)}: {value_text(d, dpid)} — {meaning_text(d, dpid)}"
 
 
-async def run_discover(source: EventSource, monitor: DiscoverMonitor, *, seconds: float | None,
+async def run_discover(source: MeterSession, monitor: DiscoverMonitor, *, seconds: float | None,
                        export: str | None, done: asyncio.Event | None = None) -> int:
     """Run until stopped, then print the table and export. The source must already be started."""
     stop = done or asyncio.Event()
@@ -109,7 +110,7 @@ async def run_discover(source: EventSource, monitor: DiscoverMonitor, *, seconds
     await source.close()
     if not monitor.discovery.seen:
         print("tuimeter: no datapoint was reported; nothing to export", file=sys.stderr)
-        return 4
+        return ExitCode.METER
     files: list[Path] = []
     if export:  # first: the files matter more than the table on a terminal that may be gone
         try:
@@ -117,8 +118,8 @@ async def run_discover(source: EventSource, monitor: DiscoverMonitor, *, seconds
         except OSError as exc:
             print(f"tuimeter: cannot write the export {export}: {exc.strerror}; choose a writable path",
                   file=sys.stderr)
-            return 1
+            return ExitCode.RUNTIME
     monitor._say("\n" + monitor.table().rstrip("\n"))
     if files:
         monitor._say("exported: " + ", ".join(str(f) for f in files))
-    return 0
+    return ExitCode.OK

@@ -8,8 +8,7 @@ loop nothing. Names follow Prometheus conventions: base units (volts, amperes, w
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, start_http_server
@@ -18,9 +17,8 @@ from prometheus_client.registry import Collector
 
 from tuimeter import __version__
 from tuimeter.core.events import Event, LinkState, ReadingUpdated
-from tuimeter.core.host import HostMachine
 from tuimeter.core.meter import Reading
-from tuimeter.host.bus import EventBus
+from tuimeter.host.api import MeterSession
 
 
 class MetricsError(Exception):
@@ -28,20 +26,18 @@ class MetricsError(Exception):
 
 
 class MeterCollector(Collector):
-    def __init__(self, machine: HostMachine, bus: EventBus, meter: str,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.machine = machine
+    def __init__(self, session: MeterSession, meter: str) -> None:
+        self.session = session
         self.meter = meter
-        self._clock = clock
         self._reading: Reading | None = None
-        bus.add_listener(self._on_event)
+        session.bus.add_listener(self._on_event)
 
     def _on_event(self, ev: Event) -> None:
         if isinstance(ev, ReadingUpdated):
             self._reading = ev.reading  # one reference swap: the scrape thread sees old or new, never half
 
     def collect(self) -> Iterable[Metric]:
-        r, m, labels = self._reading, self.machine, [self.meter]
+        r, m, labels = self._reading, self.session.status(), [self.meter]
 
         def gauge(name: str, doc: str, value: float | None) -> Iterable[Metric]:
             if value is not None:
@@ -66,16 +62,15 @@ class MeterCollector(Collector):
             energy.add_metric(labels, r.energy_kwh * 3.6e6)
             yield energy
         yield from gauge("tuimeter_link_up", "1 when the meter answers heartbeats", int(m.link is LinkState.ONLINE))
-        hb = m.last_heartbeat_reply
         yield from gauge("tuimeter_heartbeat_age_seconds", "Seconds since the meter last answered a heartbeat",
-                         None if hb is None else max(0.0, self._clock() - hb))
+                         m.heartbeat_age)
         frames = CounterMetricFamily("tuimeter_frames", "TuyaMCU frames", labels=["meter", "direction"])
         frames.add_metric([self.meter, "in"], m.frames_in)
         frames.add_metric([self.meter, "out"], m.frames_out)
         yield frames
         errors = CounterMetricFamily("tuimeter_parse_errors", "Bad checksums, impossible lengths, stalled frames",
                                      labels=["meter"])
-        errors.add_metric(labels, m.parser.stats.errors)
+        errors.add_metric(labels, m.parse_errors)
         yield errors
         info = GaugeMetricFamily("tuimeter_build_info", "tuimeter version", labels=["meter", "version"])
         info.add_metric([self.meter, __version__], 1)

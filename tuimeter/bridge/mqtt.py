@@ -19,7 +19,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
 from urllib.parse import unquote, urlsplit
 
 import aiomqtt
@@ -35,6 +34,7 @@ from tuimeter.bridge.homeassistant import (
     Topics,
     discovery_messages,
 )
+from tuimeter.core.command_path import CommandRefused
 from tuimeter.core.events import (
     Event,
     LinkChanged,
@@ -44,9 +44,9 @@ from tuimeter.core.events import (
     RelayChanged,
     ServiceChanged,
 )
-from tuimeter.core.host import CommandRefused, HostMachine, _local_now
 from tuimeter.core.meter import Reading
-from tuimeter.host.bus import EventBus
+from tuimeter.host.api import MeterSession
+from tuimeter.host.clock import local_now
 
 PASSWORD_ENV = "TUIMETER_MQTT_PASSWORD"
 RECONNECT_MIN, RECONNECT_MAX = 1.0, 15.0
@@ -60,13 +60,6 @@ class MqttConfigError(ValueError):
 class BrokerRefused(Exception):
     """The broker refused the login (wrong user or password, not authorised), or its TLS certificate
     is not trusted: settings to fix, which retrying will not cure."""
-
-
-class MeterLink(Protocol):
-    machine: HostMachine
-    bus: EventBus
-
-    async def set_relay(self, on: bool) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,8 +148,8 @@ def _refused(exc: aiomqtt.MqttError) -> bool:
 
 
 class MqttBridge:
-    def __init__(self, link: MeterLink, settings: MqttSettings, read_only: bool,
-                 clock: Callable[[], datetime] = _local_now) -> None:
+    def __init__(self, link: MeterSession, settings: MqttSettings, read_only: bool,
+                 clock: Callable[[], datetime] = local_now) -> None:
         self.link = link
         self.settings = settings
         self.topics = settings.topics
@@ -181,7 +174,7 @@ class MqttBridge:
     def _on_event(self, ev: Event) -> None:
         if isinstance(ev, ReadingUpdated):
             self._reading = ev.reading
-            breaker = self.link.machine.meter.values.get("breaker_id")
+            breaker = self.link.values().get("breaker_id")
             if isinstance(breaker, str) and breaker != self._identity.breaker_id:
                 self._identity = Identity(self._identity.product_id, self._identity.mcu_version, breaker)
                 self._discovery_due = True
@@ -304,7 +297,8 @@ class MqttBridge:
         t = self.topics
         if self._discovery_due:
             self._discovery_due = False
-            writable = not self.read_only and not self.link.machine.config.listen_only
+            status = self.link.status()
+            writable = not (self.read_only or status.read_only or status.replay)
             for topic, payload in discovery_messages(t, self._identity, writable):
                 await self._send(client, topic, payload, again=True)
         await self._send(client, t.meter, ONLINE if self._meter_online else OFFLINE)

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import IntEnum
 
+from tuimeter.core.frames import Frame
+
 
 class Command(IntEnum):
     HEARTBEAT = 0x00
@@ -128,3 +130,12 @@ def local_time_payload(t: datetime | None) -> bytes:
 def gmt_time_payload(t: datetime) -> bytes:
     """0x0C answer: [ok, yy-2000, MM, dd, hh, mm, ss] in UTC."""
     return bytes((1, t.year - 2000, t.month, t.day, t.hour, t.minute, t.second))
+
+
+def report_payload(f: Frame) -> bytes | None:
+    """The dp units a frame reports (0x07, 0x22, or a 0x34/0x0B record report), else None."""
+    if f.command in (Command.DP_REPORT, Command.DP_REPORT_SYNC):
+        return f.payload
+    if f.command == Command.EXTENDED and f.payload[:1] == b"\x0b" and len(f.payload) >= 9:
+        return f.payload[9:]  # sub-command, 8 time bytes, then dp units
+    return None

@@ -12,7 +12,7 @@ from typing import NamedTuple
 from tuimeter.core.commands import ProductInfo, command_label
 from tuimeter.core.datapoints import DataPoint
 from tuimeter.core.frames import Frame
-from tuimeter.core.meter import DatapointView, Reading
+from tuimeter.core.meter import Reading
 
 
 class LinkState(StrEnum):
@@ -49,17 +49,12 @@ class ProfileChosen:
     reason: str
 
 
-@dataclass(eq=False)
+@dataclass(frozen=True, slots=True)
 class DatapointReceived:
-    """A dp the meter reported; how it reads (name, value text) is worked out only when asked."""
+    """A dp the meter reported (for the discovery view and --discover)."""
 
     ts: datetime
     dp: DataPoint
-    describe: Callable[[DataPoint], DatapointView] = field(repr=False)
-
-    @cached_property
-    def view(self) -> DatapointView:
-        return self.describe(self.dp)
 
 
 class ReadingUpdated(NamedTuple):

@@ -73,9 +73,7 @@ class ParseError:
     detail: str
 
 
-# bytes: with StreamParser.raw_units, the payload of a 0x07 report that is one raw or 4-byte value dp unit
-ParserEvent = Frame | Junk | ParseError | bytes
-_new_frame = tuple.__new__  # builds a Frame without its Python-level __new__: the same tuple at half the cost
+ParserEvent = Frame | Junk | ParseError
 
 
 @dataclass(slots=True)
@@ -99,20 +97,11 @@ class ParserStats:
 class StreamParser:
     """Incremental parser. On a bad checksum, an impossible length or a stall it resumes
     scanning one byte after the failed header, so a real frame hidden inside a broken one
-    is still found.
-
-    With `raw_units`, a frame `55 AA 03 07 len [id type n n value]` that reports exactly one raw dp
-    unit, or one 4-byte value (nearly every frame of a meter streaming its measurements; neither can
-    break its type's rules) comes out as just its payload bytes instead of a Frame, checked here while
-    its bytes are at hand; `others` then lists
-    where in the last call's result the other items are, so a caller can take the runs of units
-    between them whole. For a caller that keeps no per-frame objects."""
+    is still found."""
 
     max_length: int = DEFAULT_MAX_LENGTH
     interbyte_timeout: float = DEFAULT_INTERBYTE_TIMEOUT
-    raw_units: bool = False
     stats: ParserStats = field(default_factory=ParserStats)
-    others: list[int] = field(default_factory=list)  # with raw_units: indices of the items that are not units
     _buf: bytes = b""  # immutable: a frame's payload is a slice of it, with no second copy
     _junk: bytearray = field(default_factory=bytearray)
     _last_byte_at: float | None = None
@@ -124,7 +113,6 @@ class StreamParser:
     def feed(self, data: bytes, now: float = 0.0) -> list[ParserEvent]:
         """Add received bytes; return the frames (and problems) they complete, in order."""
         out: list[ParserEvent] = []
-        self.others = []
         # A stall is only judged by check_timeout(), from the caller's clock: bytes read late because
         # the caller was busy must not cut a good frame in two.
         if data:
@@ -142,7 +130,6 @@ class StreamParser:
 
     def check_timeout(self, now: float) -> list[ParserEvent]:
         """Drop a partial frame that has stalled for longer than the inter-byte timeout."""
-        self.others = []
         if not self._buf or self._last_byte_at is None or now - self._last_byte_at <= self.interbyte_timeout:
             return []
         out: list[ParserEvent] = []
@@ -152,20 +139,14 @@ class StreamParser:
     def flush(self) -> list[ParserEvent]:
         """End of stream: whatever is left is either a frame hidden in it, or junk."""
         out: list[ParserEvent] = []
-        self.others = []
         self._drain(out, final=True)
         self._emit_junk(out)
         return out
 
     def _emit_junk(self, out: list[ParserEvent]) -> None:
         if self._junk:
-            self._add_other(out, Junk(bytes(self._junk)))
+            out.append(Junk(bytes(self._junk)))
             self._junk.clear()
-
-    def _add_other(self, out: list[ParserEvent], item: ParserEvent) -> None:
-        if self.raw_units:
-            self.others.append(len(out))
-        out.append(item)
 
     def _drain(self, out: list[ParserEvent], *, final: bool) -> None:
         """Take every complete frame off the front of the buffer. With `final`, an
@@ -178,7 +159,7 @@ class StreamParser:
         pos = 0  # frames are taken off in one slice at the end; pos is their end
         skipped = self.stats.bytes_skipped
         frames = 0
-        raw_units, others, max_length = self.raw_units, self.others, self.max_length
+        max_length = self.max_length
         find, append = buf.find, out.append  # bound once: this loop runs for every frame
         junk = bool(self._junk)  # junk waiting to be reported before the next frame
         while True:
@@ -223,14 +204,7 @@ class StreamParser:
             if junk:
                 self._emit_junk(out)
                 junk = False
-            if (raw_units and buf[start + 3] == 0x07 and buf[start + 2] == 0x03 and length >= 4  # from the MCU
-                    and ((buf[start + 8] << 8) | buf[start + 9]) + 4 == length
-                    and (buf[start + 7] == 0 or (buf[start + 7] == 2 and length == 8))):
-                append(buf[start + 6:end - 1])
-            else:
-                if raw_units:
-                    others.append(len(out))
-                append(_new_frame(Frame, (buf[start + 2], buf[start + 3], buf[start + 6:end - 1])))
+            append(Frame(buf[start + 2], buf[start + 3], buf[start + 6:end - 1]))
             frames += 1
             pos = end
         self.stats.frames += frames
@@ -253,4 +227,4 @@ class StreamParser:
         # the failed header's first byte is junk; the rest is scanned again
         self._junk.append(0x55)
         self.stats.bytes_skipped += 1
-        self._add_other(out, ParseError(kind, data, detail))
+        out.append(ParseError(kind, data, detail))

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import operator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from tuimeter.core.datapoints import DataPoint, DPType, decode_value
+from tuimeter.core.datapoints import DataPoint, DPType
 from tuimeter.core.profile import Profile, Scalar
 
 
@@ -38,15 +37,8 @@ class Reading(NamedTuple):
         }
 
 
-_unit_header = operator.itemgetter(slice(0, 4))  # a dp unit's id, type and length
-
-
-def _shape(item: DataPoint | bytes) -> tuple[int, int]:
-    """Type and value length of a kept report."""
-    return (item[1], len(item) - 4) if isinstance(item, bytes) else (item.type, len(item.raw))
-
-
-_new_tuple = tuple.__new__  # builds a NamedTuple without its Python-level __new__: the same tuple, faster
+def _number(v: Scalar | None) -> float | None:
+    return v if isinstance(v, int | float) and not isinstance(v, bool) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,19 +55,17 @@ class DatapointView:
 class MeterState:
     """Latest values. Unknown datapoints are kept and shown by id/type/value, never dropped.
 
-    Reports are kept as they come and decoded when the state is next read: a fast meter sends
-    several reports of a dp per read of the port, and only the newest reaches a Reading."""
+    Reports are kept as they come and decoded, in arrival order, when the state is next read (once
+    per read of the port, when its Reading is built). Every value comes from a stored report, so
+    forgetting a value forgets its report too: only a new report from the meter brings it back."""
 
     def __init__(self, profile: Profile) -> None:
         self.profile = profile
         self._dps: dict[int, DataPoint] = {}
         self._values: dict[str, Scalar] = {}
-        # newest report of each dp not decoded yet, in the order they came (so that two dps giving
-        # the same value end as they would one by one): a DataPoint, or the bytes of one raw or
-        # 4-byte value unit
-        self._pending: dict[int, DataPoint | bytes] = {}
+        self._source: dict[str, int] = {}  # value key → the dp whose report set it
+        self._pending: list[DataPoint] = []  # reports not decoded yet, in the order they came
         self._reported: set[str] = set()  # keys set since take_reported()
-        self._alarm_ids = frozenset(spec.id for spec in profile.dps.values() if spec.alarms)
 
     @property
     def dps(self) -> dict[int, DataPoint]:
@@ -86,45 +76,37 @@ class MeterState:
 
     @property
     def values(self) -> dict[str, Scalar]:
-        """Role (or name) → value, from every dp so far."""
+        """Role (or name) → value, from every dp so far. Read it; change it only through forget()."""
         if self._pending:
             self._decode_pending()
         return self._values
 
     def store(self, dp: DataPoint) -> None:
-        """Keep a dp; it is decoded when the state is next read."""
-        self._keep(dp.id, dp, (dp.type, len(dp.raw)))
-
-    def store_raw_units(self, units: list[bytes]) -> None:
-        """Keep reports that are one dp unit each, raw or a 4-byte value (`id type len len value`,
-        checked by the caller)."""
-        last = units[-1]
-        if len(set(map(_unit_header, units))) == 1 and last[0] not in self._alarm_ids:
-            # one dp, one shape (a streaming meter): the newest is all that counts
-            self._keep(last[0], last, (last[1], len(last) - 4))
-            return
-        for unit in units:
-            self._keep(unit[0], unit, (unit[1], len(unit) - 4))
-
-    def _keep(self, dpid: int, item: DataPoint | bytes, shape: tuple[int, int]) -> None:
-        """A report replaces the pending one of its dp only where decoding both in turn would end the
-        same: its dp is the newest pending (the first-arrival order of dps and values is kept), it has
-        the same type and length (it sets the same keys), and it is no alarm set (whose keys follow its
-        records). Otherwise what is pending is decoded first."""
-        pending = self._pending
-        prev = pending.get(dpid)
-        if prev is not None and (next(reversed(pending)) != dpid or _shape(prev) != shape
-                                 or dpid in self._alarm_ids):
-            self._decode_pending()
-            pending = self._pending
-        pending[dpid] = item
+        """Keep a report; it is decoded when the state is next read."""
+        self._pending.append(dp)
 
     def apply(self, dp: DataPoint) -> dict[str, Scalar]:
-        """Keep a dp and decode it now; return the role values it set."""
+        """Keep a report and decode it now; return the values it set."""
         if self._pending:
             self._decode_pending()
         self._dps[dp.id] = dp
         return self._decode(dp)
+
+    def forget(self, key: str) -> Scalar | None:
+        """Make a value unknown: the report it came from goes too, with every value that report set,
+        so nothing (a re-decode through another profile included) can bring it back but a new report.
+        Returns the value forgotten, or None."""
+        if self._pending:
+            self._decode_pending()
+        dpid = self._source.get(key)
+        before = self._values.get(key)
+        if dpid is None:
+            return before
+        self._dps.pop(dpid, None)
+        for k in [k for k, src in self._source.items() if src == dpid]:
+            del self._source[k]
+            self._values.pop(k, None)
+        return before
 
     def take_reported(self) -> set[str]:
         """The keys the meter has set since the last call."""
@@ -134,13 +116,8 @@ class MeterState:
         return reported
 
     def _decode_pending(self) -> None:
-        pending, self._pending = self._pending, {}
-        for item in pending.values():
-            if isinstance(item, bytes):  # a raw or 4-byte value unit, valid by its shape
-                dptype, raw = DPType(item[1]), item[4:]
-                dp = _new_tuple(DataPoint, (item[0], dptype, decode_value(dptype, raw), raw))
-            else:
-                dp = item
+        pending, self._pending = self._pending, []
+        for dp in pending:
             self._dps[dp.id] = dp
             self._decode(dp)
 
@@ -151,12 +128,16 @@ class MeterState:
         values = spec.decode(dp)
         self._values.update(values)
         self._reported.update(values)
+        for key in values:
+            self._source[key] = dp.id
         return values
 
     def reading(self, ts: datetime) -> Reading:
         g = self.values.get
-        return _new_tuple(Reading, (ts, g("voltage"), g("current"), g("power"), g("energy"), g("leakage"),
-                                    g("relay"), g("faults")))
+        relay, faults = g("relay"), g("faults")
+        return Reading(ts, _number(g("voltage")), _number(g("current")), _number(g("power")), _number(g("energy")),
+                       _number(g("leakage")), relay if isinstance(relay, bool) else None,
+                       faults if isinstance(faults, tuple) else None)
 
     def view(self, dp: DataPoint) -> DatapointView:
         spec = self.profile.dps.get(dp.id)

@@ -1,7 +1,7 @@
 """`tuimeter replay FILE`: a recording played back through a listen-only HostMachine.
 
-It stands in for a HostSession (same `machine`, `bus`, `port_label`, `set_relay`, `query`), so the
-live screen and the headless monitor show a recorded session exactly as they show a live one. The
+It is a MeterSession (host/api.py) like HostSession, so the live screen and the headless monitor
+show a recorded session exactly as they show a live one. The
 machine's clock is the recording's: readings carry the times they were recorded at, and the
 start-up timing (dump, profile choice) is the original one whatever the playback speed.
 """
@@ -10,28 +10,34 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
+from types import MappingProxyType
 
 from tuimeter.core.events import Event, LinkState, Notice
-from tuimeter.core.host import CommandRefused, HostConfig, HostMachine
-from tuimeter.core.profile import Profile
+from tuimeter.core.listen import CommandRefused, ListenMachine
+from tuimeter.core.meter import DatapointView, Reading
+from tuimeter.core.profile import Profile, Scalar
+from tuimeter.host.api import SessionStatus
 from tuimeter.host.bus import EventBus
 from tuimeter.recorder import Recording
+
+log = logging.getLogger(__name__)
 
 __all__ = ["CommandRefused", "ReplaySession"]
 
 
 class ReplaySession:
     def __init__(self, recording: Recording, path: str, profile: Profile, *, speed: float = 1.0,
-                 auto_profile: bool = True) -> None:
+                 candidates: Sequence[Profile] = ()) -> None:
         if speed <= 0:
             raise ValueError("speed must be greater than 0")
         self.recording = recording
         self.speed = speed
         self._t = 0.0  # recording time of the chunk being played
-        self.machine = HostMachine(profile, HostConfig(listen_only=True), wallclock=self._recorded_time,
-                                   auto_profile=auto_profile)
+        self.machine = ListenMachine(profile, candidates=candidates)
         self.bus = EventBus()
         self.finished = asyncio.Event()
         self._label = f"replay of {Path(path).name}" + (f" ×{speed:g}" if speed != 1 else "")
@@ -48,8 +54,27 @@ class ReplaySession:
     def _recorded_time(self) -> datetime:
         return self.recording.wall_time(self._t)
 
+    def wall_time(self) -> datetime:
+        return self._recorded_time()
+
+    def status(self) -> SessionStatus:
+        m = self.machine
+        return SessionStatus(
+            link=m.link, online=False, port_label=self._label, frames_in=m.frames_in, frames_out=m.frames_out,
+            bytes_in=m.parser.stats.bytes_in, parse_errors=m.parser.stats.errors, heartbeat_age=None,
+            product=m.product, profile=m.profile, read_only=True, replay=True)
+
+    def values(self) -> Mapping[str, Scalar]:
+        return MappingProxyType(self.machine.meter.values)
+
+    def reading(self) -> Reading:
+        return self.machine.meter.reading(self._recorded_time())
+
+    def datapoints(self) -> list[DatapointView]:
+        return self.machine.meter.views()
+
     async def start(self) -> None:
-        self.machine.connection_made(0.0)
+        self.machine.start(self._recorded_time())
         self._publish()
         self.bus.publish([Notice(self._recorded_time(), p, "warning") for p in self.recording.problems])
         self._runner = asyncio.create_task(self._play(), name="tuimeter-replay")
@@ -59,11 +84,13 @@ class ReplaySession:
             self._runner.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._runner
-        self.machine.link = LinkState.CLOSED
+        if not self.bus.closed:
+            self.machine.close(self._recorded_time())
+            self._publish()
         self.bus.close()
 
     def use_profile(self, profile: Profile, reason: str) -> None:
-        self.machine.use_profile(profile, reason)
+        self.machine.use_profile(profile, reason, self._recorded_time())
         self._publish()
 
     async def set_relay(self, on: bool) -> str:
@@ -76,6 +103,7 @@ class ReplaySession:
         try:
             await self._play_chunks()
         except Exception as exc:  # a bug must not leave the replay hanging; say it and end
+            log.exception("replay stopped by an internal error")
             self.bus.publish([Notice(self._recorded_time(), f"replay stopped by an internal error: "
                                      f"{type(exc).__name__}: {exc}; please report it with the recording",
                                      "error")])
@@ -98,11 +126,11 @@ class ReplaySession:
                                          "(appended to the same file)")])
             self._t = t
             if direction == "rx":
-                self.machine.receive(data, t)
+                self.machine.receive(data, t, self._recorded_time())
             else:
-                self.machine.observe_sent(data, t)
+                self.machine.observe_sent(data, t, self._recorded_time())
             self._publish()
-        self.machine.finish_listening()
+        self.machine.finish(self._recorded_time())
         frames = self.machine.frames_in + self.machine.frames_out
         self.bus.publish([Notice(self._recorded_time(), f"replay finished: {frames} frames")])
         self._publish()
@@ -115,7 +143,7 @@ class ReplaySession:
             if delay > 0:
                 await asyncio.sleep(delay)
             self._t = max(self._t, deadline)
-            self.machine.tick(deadline)
+            self.machine.tick(deadline, self._recorded_time())
             self._publish()
 
     def _publish(self) -> None:

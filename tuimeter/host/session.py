@@ -1,26 +1,32 @@
 """The asyncio host: owns the port, drives the HostMachine, publishes its events.
 
-Every relay command, from any front end, goes through `set_relay()`: the one command path.
+Every relay command, from any front end, goes through `set_relay()`: the one command path. Front
+ends use it through `MeterSession` (host/api.py) and nothing else.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from types import MappingProxyType
 
+from tuimeter import logs
 from tuimeter.core.events import CommandFinished, Event, LinkState, Notice
-from tuimeter.core.host import CommandRefused, HostConfig, HostMachine, _local_now
-from tuimeter.core.profile import Profile
+from tuimeter.core.host import CommandRefused, HostConfig, HostMachine
+from tuimeter.core.meter import DatapointView, Reading
+from tuimeter.core.profile import Profile, Scalar
+from tuimeter.host.api import CommandFailed, SessionStatus
 from tuimeter.host.bus import EventBus
+from tuimeter.host.clock import local_now
 from tuimeter.host.transport import PortError, open_link, read_waiting
 
 __all__ = ["CommandFailed", "CommandRefused", "HostSession", "PortError", "SessionOptions"]
 
-
-class CommandFailed(Exception):
-    """The meter did not confirm a command; the message says what happened."""
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,10 +44,12 @@ class SessionOptions:
 
 class HostSession:
     def __init__(self, options: SessionOptions, profile: Profile, config: HostConfig | None = None,
-                 auto_profile: bool = False) -> None:
+                 candidates: Sequence[Profile] = (), wallclock: Callable[[], datetime] = local_now) -> None:
+        """`candidates`: profiles to pick from by the meter's product id or datapoints (none: keep `profile`)."""
         self.options = options
-        self.machine = HostMachine(profile, config, auto_profile=auto_profile)
+        self.machine = HostMachine(profile, config, candidates)
         self.bus = EventBus()
+        self._wall = wallclock
         self._loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
         self._lost: asyncio.Future[Exception | None] | None = None
@@ -63,13 +71,47 @@ class HostSession:
     def port_label(self) -> str:
         return f"{self.options.port} @ {self.options.baud}"
 
+    # ---- what front ends read (MeterSession) -----------------------------------------------
+    def status(self) -> SessionStatus:
+        m = self.machine
+        hb = m.last_heartbeat_reply
+        return SessionStatus(
+            link=m.link, online=m.online, port_label=self.port_label, frames_in=m.frames_in,
+            frames_out=m.frames_out, bytes_in=m.parser.stats.bytes_in, parse_errors=m.parser.stats.errors,
+            heartbeat_age=None if hb is None else max(0.0, self._loop.time() - hb), product=m.product,
+            profile=m.profile, read_only=m.config.read_only, replay=False)
+
+    def values(self) -> Mapping[str, Scalar]:
+        return MappingProxyType(self.machine.meter.values)
+
+    def reading(self) -> Reading:
+        return self.machine.meter.reading(self._wall())
+
+    def datapoints(self) -> list[DatapointView]:
+        return self.machine.meter.views()
+
+    def wall_time(self) -> datetime:
+        return self._wall()
+
     # ---- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
         """Open the port (PortError if that fails) and keep the link running in the background."""
         await self._open()
         self._runner = asyncio.create_task(self._run(), name="tuimeter-session")
+        self._runner.add_done_callback(self._run_ended)
+
+    def _run_ended(self, task: asyncio.Task[None]) -> None:
+        """The run loop catches what it expects; anything else must not end it unseen."""
+        if task.cancelled() or self._closing:
+            return
+        exc = task.exception()
+        if exc is not None and isinstance(exc, Exception):
+            self._internal_error("the session's run loop (the port is no longer watched; restart tuimeter)", exc)
 
     async def close(self) -> None:
+        """Stop: commands still waiting fail, the link turns CLOSED (published), then the bus closes."""
+        if self._closing:
+            return
         self._closing = True
         if self._runner is not None:
             self._runner.cancel()
@@ -77,16 +119,21 @@ class HostSession:
                 await self._runner
         self._close_transport()
         self._cancel_timer()
-        self.machine.link = LinkState.CLOSED
-        for fut in self._waiters.values():
-            if not fut.done():
-                fut.cancel()
-        self.bus.close()
+        try:
+            self.machine.close(self._wall())
+            self._flush()
+        finally:
+            self._cancel_timer()
+            for fut in self._waiters.values():
+                if not fut.done():
+                    fut.cancel()
+            self.bus.close()
 
     async def _open(self) -> None:
         self._lost = self._loop.create_future()
         self._transport = await open_link(self.options.port, self.options.baud, self._on_data, self._on_lost)
-        self.machine.connection_made(self._loop.time())
+        log.info("port %s open at %d baud", self.options.port, self.options.baud)
+        self.machine.connection_made(self._loop.time(), self._wall())
         self._flush()
         self._loop.call_later(self.options.no_data_hint_after, self._check_no_data,
                               self.machine.frames_in, self._transport)
@@ -95,13 +142,19 @@ class HostSession:
         while not self._closing:
             assert self._lost is not None
             exc = await self._lost
+            log.warning("port %s lost: %s", self.options.port, exc or "closed")
             self._close_transport()
-            self.machine.connection_lost(self._loop.time(), f"port lost: {exc or 'closed'}; reconnecting")
+            try:
+                self.machine.connection_lost(self._loop.time(), self._wall(),
+                                             f"port lost: {exc or 'closed'}; reconnecting")
+            except Exception as err:  # a bug must not stop the reconnecting
+                self._internal_error("the lost port", err)
             self._online.clear()
             self._flush()
             await self._reconnect()
 
     async def _reconnect(self) -> None:
+        """Reopen the port forever, with backoff; an unexpected error is reported and retried the same way."""
         delay = self.options.reconnect_min
         attempt = 0
         while not self._closing:
@@ -112,6 +165,12 @@ class HostSession:
             except PortError as exc:
                 if attempt == 1 or attempt % 30 == 0:
                     self._notice(f"{exc} (retrying, attempt {attempt})", "warning")
+                delay = min(delay * 2, self.options.reconnect_max)
+                continue
+            except Exception as exc:  # not a port problem we know: say so (traceback logged), keep trying
+                self._close_transport()
+                if attempt == 1 or attempt % 30 == 0:
+                    self._internal_error(f"reopening {self.options.port} (retrying, attempt {attempt})", exc)
                 delay = min(delay * 2, self.options.reconnect_max)
                 continue
             self.reconnects += 1
@@ -157,7 +216,7 @@ class HostSession:
         for tap in self._taps:
             tap("rx", data)
         try:
-            self.machine.receive(data, self._loop.time())
+            self.machine.receive(data, self._loop.time(), self._wall())
         except Exception as exc:  # a bug must not stop the link; say it once, keep going
             self._internal_error("received data", exc)
         finally:
@@ -170,15 +229,16 @@ class HostSession:
     def _on_timer(self) -> None:
         self._timer = None
         try:
-            self.machine.tick(self._loop.time())
+            self.machine.tick(self._loop.time(), self._wall())
         except Exception as exc:
             self._internal_error("a timer", exc)
         finally:
             self._flush()  # re-arms the timer, so heartbeats go on whatever happened
 
     def _internal_error(self, where: str, exc: Exception) -> None:
-        self._notice(f"internal error while handling {where}: {type(exc).__name__}: {exc}; "
-                     "please report it with the frame log", "error")
+        log.error("internal error while handling %s", where, exc_info=exc)
+        self._notice(f"internal error while handling {where}: {type(exc).__name__}: {exc}; the traceback is in "
+                     f"{logs.error_destination()}; please report it with the frame log", "error")
 
     def _flush(self) -> None:
         """Write what the machine wants sent, publish its events, re-arm its timer."""
@@ -222,7 +282,9 @@ class HostSession:
             self._timer = None
 
     def _notice(self, text: str, level: str = "info") -> None:
-        self.bus.publish([Notice(_local_now(), text, level)])
+        if self.bus.closed:
+            return
+        self.bus.publish([Notice(self._wall(), text, level)])
 
     def _check_no_data(self, frames_before: int, transport: asyncio.Transport | None) -> None:
         if transport is not self._transport or self._closing or self.machine.frames_in > frames_before:
@@ -239,7 +301,7 @@ class HostSession:
 
     def use_profile(self, profile: Profile, reason: str) -> None:
         """Read the meter through another profile from now on; the panels follow at once."""
-        self.machine.use_profile(profile, reason)
+        self.machine.use_profile(profile, reason, self._wall())
         self._flush()
 
     # ---- commands --------------------------------------------------------------------------
@@ -249,12 +311,12 @@ class HostSession:
     async def set_relay(self, on: bool) -> str:
         """Switch the relay. Returns the meter's confirmation; raises CommandRefused (not sent)
         or CommandFailed (sent, not confirmed)."""
-        token = self.machine.request_relay(on, self._loop.time())
+        token = self.machine.request_relay(on, self._loop.time(), self._wall())
         return await self._await_result(token)
 
     async def query(self) -> str:
         """Send 0x08: the meter reports every datapoint."""
-        token = self.machine.request_query(self._loop.time())
+        token = self.machine.request_query(self._loop.time(), self._wall())
         return await self._await_result(token)
 
     async def _await_result(self, token: int) -> str:

@@ -10,7 +10,6 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
 
 from rich.text import Text
 from textual import events
@@ -21,11 +20,9 @@ from textual.screen import Screen
 from textual.widgets import Footer
 
 from tuimeter.analyzer.discovery import Discovery
+from tuimeter.core.command_path import CommandRefused
 from tuimeter.core.events import DatapointReceived, Event, LinkState, ProductInfoReceived, ProfileChosen
-from tuimeter.core.host import CommandRefused, HostMachine
-from tuimeter.core.profile import Profile
-from tuimeter.host.bus import EventBus
-from tuimeter.host.session import CommandFailed
+from tuimeter.host.api import CommandFailed, MeterSession
 from tuimeter.tui.model import FILTERS, MonitorModel, device_rows, leakage_level
 from tuimeter.tui.themes import DEFAULT_THEME, DEFAULT_VARIABLES, ThemeError, load_theme_file, shipped_themes
 from tuimeter.tui.widgets import (
@@ -68,22 +65,6 @@ LINK_STYLE = {
 EDITED = "edited in the discovery view"
 
 
-class MeterLink(Protocol):
-    """What the app needs from a host session (HostSession provides it)."""
-
-    machine: HostMachine
-    bus: EventBus
-
-    @property
-    def port_label(self) -> str: ...
-
-    async def set_relay(self, on: bool) -> str: ...
-
-    async def query(self) -> str: ...
-
-    def use_profile(self, profile: Profile, reason: str) -> None: ...
-
-
 class TuimeterApp(App[int]):
     CSS_PATH = "app.tcss"
     TITLE = "tuimeter"
@@ -100,13 +81,13 @@ class TuimeterApp(App[int]):
         Binding("q,ctrl+q", "quit", "Quit"),
     ]
 
-    def __init__(self, link: MeterLink, *, theme_choice: str | None = None, save_dir: Path | None = None,
+    def __init__(self, link: MeterSession, *, theme_choice: str | None = None, save_dir: Path | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__()
         self.link = link
         self.model = MonitorModel(clock)
         link.bus.add_listener(self.model.handle)  # before the session starts: nothing is missed
-        self.discovery = Discovery(base=link.machine.profile)  # guesses start from the profile in use
+        self.discovery = Discovery(base=link.status().profile)  # guesses start from the profile in use
         link.bus.add_listener(self._observe)
         self.clock = clock
         self.save_dir = save_dir or Path.cwd()
@@ -122,12 +103,12 @@ class TuimeterApp(App[int]):
 
     @property
     def read_only(self) -> bool:
-        config = self.link.machine.config
-        return config.read_only or config.listen_only
+        status = self.link.status()
+        return status.read_only or status.replay
 
     @property
     def replaying(self) -> bool:
-        return self.link.machine.config.listen_only
+        return self.link.status().replay
 
     # ---- layout ----------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -232,9 +213,8 @@ class TuimeterApp(App[int]):
             self.notify(text, severity=severity, timeout=8 if severity == "error" else 5)  # type: ignore[arg-type]
 
     def _draw_status(self) -> None:
-        m = self.link.machine
-        stats = m.parser.stats
-        hb = "—" if m.last_heartbeat_reply is None else f"{self.clock() - m.last_heartbeat_reply:.0f}s"
+        m = self.link.status()
+        hb = "—" if m.heartbeat_age is None else f"{m.heartbeat_age:.0f}s"
         product = self.model.product or "—"
         if self.model.mcu_version:
             product += f" v{self.model.mcu_version}"
@@ -242,17 +222,16 @@ class TuimeterApp(App[int]):
         services = [(f"  {name} {'✓' if up else '✗'}", "" if up else "bold red")
                     for name, up in sorted(self.model.services.items())]
         text = Text.assemble((f"● {m.link.value}", LINK_STYLE.get(m.link, "")), *services,
-                             ("  REPLAY" if self.replaying else "  READ-ONLY", "bold") if self.read_only else "",
-                             f"  {self.link.port_label}  {product}  hb {hb}  "
-                             f"⇣{m.frames_in} ⇡{m.frames_out}  err {stats.errors}")
+                             ("  REPLAY" if m.replay else "  READ-ONLY", "bold") if m.read_only or m.replay else "",
+                             f"  {m.port_label}  {product}  hb {hb}  "
+                             f"⇣{m.frames_in} ⇡{m.frames_out}  err {m.parse_errors}")
         if text != self._last_status:
             self._last_status = text
             self._status.update(text, layout=False)
 
     def _draw_panels(self) -> None:
         model = self.model
-        meter = self.link.machine.meter
-        threshold = meter.values.get("leakage_threshold")
+        threshold = self.link.values().get("leakage_threshold")
         for metric, *_ in PANELS:
             state = model.metrics[metric]
             level = leakage_level(state.value, threshold if isinstance(threshold, int | float) else None) \
@@ -262,7 +241,7 @@ class TuimeterApp(App[int]):
         pending = model.relay_pending if model.relay_pending is not None else None
         self._relay.show(model.relay, pending, self.read_only)
         self._faults.show(model.faults)
-        self._device.show(device_rows(meter), self.compact)
+        self._device.show(device_rows(self.link.status().profile, self.link.datapoints()), self.compact)
 
     def _check_staleness(self) -> None:
         for metric, *_ in PANELS:
@@ -293,9 +272,9 @@ class TuimeterApp(App[int]):
         if self.model.relay_pending is not None:
             self.notify("a relay command is already waiting for the meter's confirmation", severity="warning")
             return
-        if self.link.machine.phase != "running":
-            self.notify(f"meter not online ({self.link.machine.link.value}); relay command not sent",
-                        severity="warning")
+        status = self.link.status()
+        if not status.online:
+            self.notify(f"meter not online ({status.link.value}); relay command not sent", severity="warning")
             return
         self.push_screen(ConfirmRelay(self.model.relay), self._relay_confirmed)
 
@@ -372,7 +351,7 @@ class TuimeterApp(App[int]):
         elif isinstance(ev, ProductInfoReceived):
             self.discovery.product_id = ev.info.product_id
         elif isinstance(ev, ProfileChosen) and ev.reason != EDITED:
-            self.discovery.base = self.link.machine.profile
+            self.discovery.base = self.link.status().profile
 
     def action_discover(self) -> None:
         from tuimeter.tui.discovery import DiscoveryScreen

@@ -27,7 +27,8 @@ from tuimeter.core.events import (
     RelayChanged,
     ServiceChanged,
 )
-from tuimeter.core.meter import MeterState, Reading
+from tuimeter.core.meter import DatapointView, Reading
+from tuimeter.core.profile import Profile
 
 METRICS = ("voltage", "current", "power", "energy", "leakage")
 READING_ATTR = {
@@ -194,16 +195,17 @@ class MonitorModel:
         return updated is None or self.clock() - updated > after
 
 
-def device_rows(meter: MeterState) -> list[tuple[str, str]]:
+def device_rows(profile: Profile, views: list[DatapointView]) -> list[tuple[str, str]]:
     """(label, value) rows for the device panel: settings the profile names, then unknown dps."""
     rows = []
+    by_id = {v.id: v for v in views}
     for label, role in DEVICE_ROLES:
-        spec = meter.profile.for_role(role)
-        if spec is not None and spec.id in meter.dps:
-            rows.append((label, meter.view(meter.dps[spec.id]).text.split(": ", 1)[-1]))
-    for dpid, dp in sorted(meter.dps.items()):
-        if dpid not in meter.profile.dps:
-            rows.append((f"dp {dpid}", f"{dp.type.label} {dp.display()}"))
+        spec = profile.for_role(role)
+        if spec is not None and spec.id in by_id:
+            rows.append((label, by_id[spec.id].text.split(": ", 1)[-1]))
+    for v in sorted(views, key=lambda v: v.id):
+        if v.id not in profile.dps:
+            rows.append((f"dp {v.id}", f"{v.dp.type.label} {v.dp.display()}"))
     return rows
 
 

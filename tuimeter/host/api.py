@@ -1,0 +1,74 @@
+"""What every front end and bridge may use of a running session: `MeterSession`.
+
+HostSession (a live port) and ReplaySession (a recording) provide it; the live screen, the headless
+monitor, one-shot commands, discovery, MQTT and metrics use nothing else of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from tuimeter.core.commands import ProductInfo
+from tuimeter.core.events import LinkState
+from tuimeter.core.meter import DatapointView, Reading
+from tuimeter.core.profile import Profile, Scalar
+from tuimeter.host.bus import EventBus
+
+
+@dataclass(frozen=True, slots=True)
+class SessionStatus:
+    """A snapshot, taken when asked for."""
+
+    link: LinkState
+    online: bool  # start-up done: commands can be sent
+    port_label: str  # the port and speed, or what is replayed
+    frames_in: int
+    frames_out: int
+    bytes_in: int
+    parse_errors: int
+    heartbeat_age: float | None  # seconds since the last heartbeat reply; None: none yet
+    product: ProductInfo | None
+    profile: Profile
+    read_only: bool  # --read-only: nothing that changes the meter is sent
+    replay: bool  # a recording: nothing is sent at all
+
+
+class MeterSession(Protocol):
+    bus: EventBus
+
+    def status(self) -> SessionStatus: ...
+
+    def values(self) -> Mapping[str, Scalar]:
+        """Role (or name) → the value the meter last reported; a value not known is absent."""
+        ...
+
+    def reading(self) -> Reading:
+        """The meter's current values as a Reading, stamped now."""
+        ...
+
+    def datapoints(self) -> list[DatapointView]:
+        """Every dp the meter has reported, by id, as the profile reads it."""
+        ...
+
+    def wall_time(self) -> datetime:
+        """The time the session stamps its events with."""
+        ...
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def set_relay(self, on: bool) -> str:
+        """The meter's confirmation; raises CommandRefused (not sent) or CommandFailed (not confirmed)."""
+        ...
+
+    async def query(self) -> str: ...
+
+    def use_profile(self, profile: Profile, reason: str) -> None: ...
+
+
+class CommandFailed(Exception):
+    """The meter did not confirm a command; the message says what happened."""

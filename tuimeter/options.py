@@ -1,0 +1,162 @@
+"""The command line as typed, validated options: what cli.py parses becomes one of these, or one
+clear OptionsError line; runner.py reads nothing else."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from enum import Enum
+
+
+class OptionsError(ValueError):
+    """A combination of options that cannot work; the message says which and what to do."""
+
+
+class FrontEnd(Enum):
+    SCREEN = "screen"  # the live Textual screen
+    HEADLESS = "headless"  # status lines, records
+    SET = "set"  # --set: one command, confirmed, exit
+    QUERY = "query"  # --query: every dp, exit
+    DISCOVER = "discover"  # --discover: every dp with a guess, export
+
+
+@dataclass(frozen=True, slots=True)
+class DebugOptions:
+    debug: bool = False
+    debug_log: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DiscoverOptions:
+    for_seconds: float | None = None
+    export: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BridgeOptions:
+    mqtt: str | None = None
+    mqtt_password_file: str | None = None
+    mqtt_ca: str | None = None
+    mqtt_prefix: str = "tuimeter"
+    mqtt_discovery_prefix: str = "homeassistant"
+    node_id: str | None = None
+    metrics: tuple[str, int] | None = None
+
+    @property
+    def any(self) -> bool:
+        return bool(self.mqtt or self.metrics)
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    """`tuimeter PORT …` / `tuimeter --demo …`."""
+
+    port: str | None
+    demo: bool
+    front_end: FrontEnd
+    log: str | None = None
+    format: str = "jsonl"
+    record: str | None = None
+    every: float = 0.0
+    flush_every: float = 0.0
+    set_relay: bool | None = None
+    json: bool = False
+    discover: DiscoverOptions = DiscoverOptions()
+    read_only: bool = False
+    baud: int = 9600
+    wifi_state: int = 4
+    heartbeat: float = 15.0
+    timeout: float = 10.0
+    theme: str | None = None
+    profile: str | None = None
+    bridges: BridgeOptions = BridgeOptions()
+    demo_faults: object | None = None  # a sim.faults.FaultPlan
+    demo_variant: str = "10byte"
+    print_systemd_unit: bool = False
+    debug: DebugOptions = DebugOptions()
+
+    @classmethod
+    def from_args(cls, a: argparse.Namespace) -> RunOptions:
+        _check_run(a)
+        front = (FrontEnd.DISCOVER if a.discover else FrontEnd.SET if a.set_relay is not None
+                 else FrontEnd.QUERY if a.query else FrontEnd.HEADLESS if a.headless else FrontEnd.SCREEN)
+        return cls(
+            port=a.port, demo=a.demo, front_end=front, log=a.log, format=a.format, record=a.record, every=a.every,
+            flush_every=a.flush_every, set_relay=a.set_relay, json=a.json,
+            discover=DiscoverOptions(a.for_seconds, a.export), read_only=a.read_only, baud=a.baud,
+            wifi_state=a.wifi_state, heartbeat=a.heartbeat, timeout=a.timeout, theme=a.theme, profile=a.profile,
+            bridges=BridgeOptions(a.mqtt, a.mqtt_password_file, a.mqtt_ca, a.mqtt_prefix, a.mqtt_discovery_prefix,
+                                  a.node_id, a.metrics),
+            demo_faults=a.demo_faults, demo_variant=a.demo_variant, print_systemd_unit=a.print_systemd_unit,
+            debug=DebugOptions(a.debug, a.debug_log))
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayOptions:
+    """`tuimeter replay FILE …`."""
+
+    file: str
+    speed: float = 1.0
+    headless: bool = False
+    log: str | None = None
+    format: str = "jsonl"
+    profile: str | None = None
+    theme: str | None = None
+    discover: bool = False
+    discover_options: DiscoverOptions = DiscoverOptions()
+    debug: DebugOptions = DebugOptions()
+
+    @property
+    def front_end(self) -> FrontEnd:
+        return FrontEnd.DISCOVER if self.discover else FrontEnd.HEADLESS if self.headless else FrontEnd.SCREEN
+
+    @classmethod
+    def from_args(cls, a: argparse.Namespace) -> ReplayOptions:
+        problem = discover_problem(a) or ("--log goes with --headless" if a.log and not a.headless else None)
+        if problem:
+            raise OptionsError(problem)
+        return cls(file=a.file, speed=a.speed, headless=a.headless, log=a.log, format=a.format, profile=a.profile,
+                   theme=a.theme, discover=a.discover, discover_options=DiscoverOptions(a.for_seconds, a.export),
+                   debug=DebugOptions(a.debug, a.debug_log))
+
+
+def _check_run(a: argparse.Namespace) -> None:
+    if a.port and a.demo:
+        raise OptionsError("give either PORT or --demo, not both")
+    if not a.port and not a.demo:
+        raise OptionsError("give a PORT (e.g. /dev/ttyUSB0) or --demo")
+    if not a.demo and (a.demo_faults is not None or a.demo_variant != "10byte"):
+        raise OptionsError("--demo-faults and --demo-variant go with --demo")
+    if a.json and not a.query:
+        raise OptionsError("--json goes with --query")
+    if a.set_relay is not None and a.query:
+        raise OptionsError("--set and --query are separate commands; run one at a time")
+    problem = discover_problem(a) or _bridge_problem(a)
+    if problem:
+        raise OptionsError(problem)
+
+
+def _bridge_problem(a: argparse.Namespace) -> str | None:
+    bridged = a.mqtt or a.metrics
+    if bridged and (a.set_relay is not None or a.query or a.discover):
+        return "--mqtt and --metrics go with the live screen or --headless, not --set, --query or --discover"
+    if not a.mqtt and (a.mqtt_password_file or a.mqtt_ca):
+        return "--mqtt-password-file and --mqtt-ca go with --mqtt"
+    if a.print_systemd_unit and (a.demo or not a.port):
+        return "--print-systemd-unit needs the PORT the service should open (e.g. /dev/serial/by-id/…)"
+    if a.print_systemd_unit and (a.set_relay is not None or a.query or a.discover):
+        return "--print-systemd-unit makes a monitoring service: leave out --set, --query and --discover"
+    return None
+
+
+def discover_problem(a: argparse.Namespace) -> str | None:
+    if (a.for_seconds is not None or a.export is not None) and not a.discover:
+        return "--for and --export go with --discover"
+    if a.discover and (getattr(a, "set_relay", None) is not None or getattr(a, "query", False)
+                       or a.headless or a.log):
+        return "--discover runs on its own; leave out --set, --query, --headless and --log"
+    if a.export is not None:
+        from tuimeter.analyzer.export import export_problem
+
+        return export_problem(a.export, a.profile)
+    return None
