@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 import sys
@@ -32,6 +33,8 @@ from tuimeter.core.meter import Reading
 from tuimeter.exitcodes import ExitCode
 from tuimeter.host.api import MeterSession
 from tuimeter.sinks import RecordSink, SinkError
+
+log = logging.getLogger(__name__)
 
 STATUS_EVERY = 1.0  # seconds between status lines, at most
 SKIPPED = (DatapointReceived, FrameLogged, ParseProblem)  # per-datapoint and per-frame events: not read here
@@ -151,6 +154,7 @@ class HeadlessMonitor:
                     self.handle(ev)
             self._flush_when_due()
         except Exception as exc:  # a record file that became unwritable: consume() reports it and ends
+            log.error("headless output failed", exc_info=exc)
             self._error = exc
             self._failed.set()
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from typing import Any
 
 from tuimeter.core.profile import format_value
 from tuimeter.exitcodes import ExitCode
 from tuimeter.host.session import CommandFailed, CommandRefused, HostSession
+
+log = logging.getLogger(__name__)
 
 
 class MeterSilent(Exception):
@@ -39,6 +42,7 @@ async def set_relay(session: HostSession, on: bool, timeout: float) -> int:
     except CommandFailed as exc:
         print(f"tuimeter: {exc}", file=sys.stderr)
         return ExitCode.METER
+    log.info("--set: %s", message)
     print(message)
     return ExitCode.OK
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
 import os
 import sys
@@ -21,6 +22,8 @@ from typing import Any
 
 from tuimeter.sinks import SinkError, open_append, write_all
 
+log = logging.getLogger(__name__)
+
 RECORDING_VERSION = 1
 
 
@@ -28,6 +31,7 @@ class Recorder:
     """Queues chunks and writes them with one write() per flush (crash-safe like the record sinks)."""
 
     def __init__(self, path: str, port: str, baud: int) -> None:
+        log.info("recording every byte of %s to %s", port, path)
         self.path = path
         self._fd = open_append(path)
         self._t0 = time.monotonic()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import sys
 from collections.abc import AsyncIterator
 
@@ -14,6 +15,8 @@ from tuimeter.exitcodes import ExitCode
 from tuimeter.host.api import MeterSession
 from tuimeter.host.session import HostSession, PortError, SessionOptions
 from tuimeter.options import DebugOptions, FrontEnd, ReplayOptions, RunOptions
+
+log = logging.getLogger(__name__)
 
 DEMO_SEED, DEMO_PERIOD, DEMO_SPEED = 7, 2.0, 30.0
 
@@ -122,6 +125,7 @@ async def _run(options: RunOptions) -> int:
         assert port is not None  # RunOptions: a PORT or --demo
         if options.demo:
             print(f"tuimeter: demo on a simulated meter at {port}", file=sys.stderr)
+        log.info("%s on %s (%s)", options.front_end.value, port, options)
         session = HostSession(SessionOptions(port=port, baud=options.baud), profile, config, candidates)
         if options.record:
             from tuimeter.recorder import Recorder

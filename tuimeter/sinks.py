@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import os
 import sys
 from typing import Any
@@ -22,6 +23,8 @@ from tuimeter.core.events import (
     ServiceChanged,
 )
 from tuimeter.core.meter import Reading
+
+log = logging.getLogger(__name__)
 
 CSV_FIELDS = ("ts", "voltage_v", "current_a", "power_w", "energy_kwh", "leakage_ma", "relay", "faults")
 
@@ -112,6 +115,7 @@ class RecordSink:
     a process killed at any moment leaves only complete lines (a short write on a full disk aside)."""
 
     def __init__(self, path: str, fmt: str) -> None:
+        log.info("%s records to %s", fmt, path)
         self.path = path
         self.format = fmt
         self._fd = open_append(path)

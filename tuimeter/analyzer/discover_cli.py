@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import sys
 from pathlib import Path
 from typing import TextIO
@@ -21,6 +22,8 @@ from tuimeter.core.profile import format_value, with_unit
 from tuimeter.exitcodes import ExitCode
 from tuimeter.headless import event_line, install_stop_signals
 from tuimeter.host.api import MeterSession
+
+log = logging.getLogger(__name__)
 
 
 class DiscoverMonitor:
@@ -115,6 +118,7 @@ async def run_discover(source: MeterSession, monitor: DiscoverMonitor, *, second
     if export:  # first: the files matter more than the table on a terminal that may be gone
         try:
             files = export_discovery(monitor.discovery, export)
+            log.info("discovery exported: %s", files)
         except OSError as exc:
             print(f"tuimeter: cannot write the export {export}: {exc.strerror}; choose a writable path",
                   file=sys.stderr)

@@ -7,6 +7,7 @@ loop nothing. Names follow Prometheus conventions: base units (volts, amperes, w
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterable
 from wsgiref.simple_server import WSGIServer
@@ -19,6 +20,8 @@ from tuimeter import __version__
 from tuimeter.core.events import Event, LinkState, ReadingUpdated
 from tuimeter.core.meter import Reading
 from tuimeter.host.api import MeterSession
+
+log = logging.getLogger(__name__)
 
 
 class MetricsError(Exception):
@@ -88,6 +91,7 @@ class MetricsServer:
     def start(self) -> None:
         try:
             self._server, self._thread = start_http_server(self.port, self.host, self.registry)
+            log.info("serving metrics on %s:%d", self.host, self.port)
         except OSError as exc:
             raise MetricsError(f"cannot serve metrics on {self.host}:{self.port}: {exc.strerror}; "
                                "choose another port with --metrics") from None

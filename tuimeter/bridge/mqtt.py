@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import secrets
 import ssl
@@ -47,6 +48,8 @@ from tuimeter.core.events import (
 from tuimeter.core.meter import Reading
 from tuimeter.host.api import MeterSession
 from tuimeter.host.clock import local_now
+
+log = logging.getLogger(__name__)
 
 PASSWORD_ENV = "TUIMETER_MQTT_PASSWORD"
 RECONNECT_MIN, RECONNECT_MAX = 1.0, 15.0
@@ -273,6 +276,7 @@ class MqttBridge:
         self._service(False, f"{text}; retrying in {delay:g} s", level)
 
     def _service(self, up: bool, detail: str, level: str = "info") -> None:
+        log.info("mqtt %s: %s", "up" if up else "down", detail)
         self.link.bus.publish([ServiceChanged(self._now(), "mqtt", up, detail, level)])
 
     async def _on_connected(self, client: aiomqtt.Client) -> None:

@@ -372,7 +372,7 @@ class HostMachine(MeterReader):
 
     def _finish(self, req: Request, ok: bool, message: str) -> None:
         if req.token is not None:
-            (log.info if ok else log.warning)("command %d: %s", req.token, message)
+            log.info("command %d %s: %s", req.token, "done" if ok else "failed", message)
             self._events.append(CommandFinished(self._ts, req.token, ok, message))
 
 

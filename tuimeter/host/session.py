@@ -142,7 +142,7 @@ class HostSession:
         while not self._closing:
             assert self._lost is not None
             exc = await self._lost
-            log.warning("port %s lost: %s", self.options.port, exc or "closed")
+            log.info("port %s lost: %s", self.options.port, exc or "closed")
             self._close_transport()
             try:
                 self.machine.connection_lost(self._loop.time(), self._wall(),

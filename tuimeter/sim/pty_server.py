@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import random
 import time
@@ -12,6 +13,8 @@ from pathlib import Path
 
 from tuimeter.sim.faults import LineInjector
 from tuimeter.sim.mcu import SimulatedMeter
+
+log = logging.getLogger(__name__)
 
 
 class PtyMeterServer:
@@ -78,6 +81,7 @@ class PtyMeterServer:
 
     def vanish(self) -> None:
         """Unplug: close the pty (the host's reads fail) and remove the link."""
+        log.info("simulated meter unplugged")
         self._close_pty()
         if self.link is not None:
             with contextlib.suppress(FileNotFoundError):
@@ -85,6 +89,7 @@ class PtyMeterServer:
 
     def restore(self) -> None:
         """Plug back in: a new pty, the link pointing at it again."""
+        log.info("simulated meter plugged back in")
         if self._master is None:
             self._open_pty()
             self._wake.set()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import threading
@@ -35,6 +36,8 @@ from tuimeter.tui.widgets import (
     RelayPanel,
     StatusBar,
 )
+
+log = logging.getLogger(__name__)
 
 REFRESH_S = 0.1  # panels: at most 10 redraws a second, however fast the meter sends
 LOG_REFRESH_S = 0.5  # the frame log scrolls in batches (scrolling it is the costliest redraw)
@@ -280,7 +283,9 @@ class TuimeterApp(App[int]):
 
     def _relay_confirmed(self, target: bool | None) -> None:
         if target is None:
+            log.info("relay toggle cancelled")
             return
+        log.info("relay %s confirmed by the user", "on" if target else "off")
         self.model.relay_pending = target
         self.model.dirty = True
         self.run_worker(self._switch(target), group="relay", exit_on_error=False)
