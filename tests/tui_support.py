@@ -5,15 +5,12 @@ Only the serial port is left out, so snapshots of a seeded simulation come out t
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from types import MappingProxyType
 
 from tuimeter.core.events import CommandFinished
 from tuimeter.core.host import HostConfig, HostMachine
-from tuimeter.core.meter import DatapointView, Reading
-from tuimeter.core.profile import Profile, Scalar, load_profile
-from tuimeter.host.api import CommandFailed, SessionStatus
+from tuimeter.core.profile import Profile, load_profile
+from tuimeter.host.api import CommandFailed, MachineViews, SessionStatus
 from tuimeter.host.bus import EventBus
 from tuimeter.sim.mcu import SimulatedMeter
 
@@ -21,7 +18,7 @@ START = datetime(2026, 11, 24, 18, 30, tzinfo=UTC)
 STEP = 0.05
 
 
-class OfflineLink:
+class OfflineLink(MachineViews[HostMachine]):
     """A MeterSession (tuimeter/host/api.py) without a port."""
 
     port_label = "/dev/ttyUSB0 @ 9600"
@@ -43,20 +40,9 @@ class OfflineLink:
     def status(self) -> SessionStatus:
         m = self.machine
         hb = m.last_heartbeat_reply
-        return SessionStatus(
-            link=m.link, online=m.online, port_label=self.port_label, frames_in=m.frames_in,
-            frames_out=m.frames_out, bytes_in=m.parser.stats.bytes_in, parse_errors=m.parser.stats.errors,
-            heartbeat_age=None if hb is None else self.now - hb, product=m.product, profile=m.profile,
-            read_only=m.config.read_only, replay=False)
-
-    def values(self) -> Mapping[str, Scalar]:
-        return MappingProxyType(self.machine.meter.values)
-
-    def reading(self) -> Reading:
-        return self.machine.meter.reading(self.wall())
-
-    def datapoints(self) -> list[DatapointView]:
-        return self.machine.meter.views()
+        return SessionStatus.of(m, m.link, online=m.online, port_label=self.port_label,
+                                heartbeat_age=None if hb is None else self.now - hb, read_only=m.config.read_only,
+                                replay=False)
 
     async def start(self) -> None:
         pass

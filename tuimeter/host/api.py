@@ -9,13 +9,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from types import MappingProxyType
+from typing import Generic, Protocol, TypeVar
 
 from tuimeter.core.commands import ProductInfo
 from tuimeter.core.events import LinkState
 from tuimeter.core.meter import DatapointView, Reading
 from tuimeter.core.profile import Profile, Scalar
+from tuimeter.core.reader import MeterReader
 from tuimeter.host.bus import EventBus
+
+
+M = TypeVar("M", bound=MeterReader)
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +39,12 @@ class SessionStatus:
     profile: Profile
     read_only: bool  # --read-only: nothing that changes the meter is sent
     replay: bool  # a recording: nothing is sent at all
+
+    @classmethod
+    def of(cls, m: MeterReader, link: LinkState, *, online: bool, port_label: str, heartbeat_age: float | None,
+           read_only: bool, replay: bool) -> SessionStatus:
+        return cls(link, online, port_label, m.frames_in, m.frames_out, m.parser.stats.bytes_in,
+                   m.parser.stats.errors, heartbeat_age, m.product, m.profile, read_only, replay)
 
 
 class MeterSession(Protocol):
@@ -72,3 +83,21 @@ class MeterSession(Protocol):
 
 class CommandFailed(Exception):
     """The meter did not confirm a command; the message says what happened."""
+
+
+class MachineViews(Generic[M]):
+    """values(), reading() and datapoints() of a MeterSession, read from its machine's meter state."""
+
+    machine: M
+
+    def wall_time(self) -> datetime:
+        raise NotImplementedError
+
+    def values(self) -> Mapping[str, Scalar]:
+        return MappingProxyType(self.machine.meter.values)
+
+    def reading(self) -> Reading:
+        return self.machine.meter.reading(self.wall_time())
+
+    def datapoints(self) -> list[DatapointView]:
+        return self.machine.meter.views()

@@ -11,16 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from types import MappingProxyType
 
 from tuimeter.core.events import Event, LinkState, Notice
 from tuimeter.core.listen import CommandRefused, ListenMachine
-from tuimeter.core.meter import DatapointView, Reading
-from tuimeter.core.profile import Profile, Scalar
-from tuimeter.host.api import SessionStatus
+from tuimeter.core.profile import Profile
+from tuimeter.host.api import MachineViews, SessionStatus
 from tuimeter.host.bus import EventBus
 from tuimeter.recorder import Recording
 
@@ -29,7 +27,7 @@ log = logging.getLogger(__name__)
 __all__ = ["CommandRefused", "ReplaySession"]
 
 
-class ReplaySession:
+class ReplaySession(MachineViews[ListenMachine]):
     def __init__(self, recording: Recording, path: str, profile: Profile, *, speed: float = 1.0,
                  candidates: Sequence[Profile] = ()) -> None:
         if speed <= 0:
@@ -58,20 +56,8 @@ class ReplaySession:
         return self._recorded_time()
 
     def status(self) -> SessionStatus:
-        m = self.machine
-        return SessionStatus(
-            link=m.link, online=False, port_label=self._label, frames_in=m.frames_in, frames_out=m.frames_out,
-            bytes_in=m.parser.stats.bytes_in, parse_errors=m.parser.stats.errors, heartbeat_age=None,
-            product=m.product, profile=m.profile, read_only=True, replay=True)
-
-    def values(self) -> Mapping[str, Scalar]:
-        return MappingProxyType(self.machine.meter.values)
-
-    def reading(self) -> Reading:
-        return self.machine.meter.reading(self._recorded_time())
-
-    def datapoints(self) -> list[DatapointView]:
-        return self.machine.meter.views()
+        return SessionStatus.of(self.machine, self.machine.link, online=False, port_label=self._label,
+                                heartbeat_age=None, read_only=True, replay=True)
 
     async def start(self) -> None:
         self.machine.start(self._recorded_time())

@@ -9,17 +9,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from types import MappingProxyType
 
 from tuimeter import logs
 from tuimeter.core.events import CommandFinished, Event, LinkState, Notice
 from tuimeter.core.host import CommandRefused, HostConfig, HostMachine
-from tuimeter.core.meter import DatapointView, Reading
-from tuimeter.core.profile import Profile, Scalar
-from tuimeter.host.api import CommandFailed, SessionStatus
+from tuimeter.core.profile import Profile
+from tuimeter.host.api import CommandFailed, MachineViews, SessionStatus
 from tuimeter.host.bus import EventBus
 from tuimeter.host.clock import local_now
 from tuimeter.host.transport import PortError, open_link, read_waiting
@@ -42,7 +40,7 @@ class SessionOptions:
     read_coalesce: float = 0.015
 
 
-class HostSession:
+class HostSession(MachineViews[HostMachine]):
     def __init__(self, options: SessionOptions, profile: Profile, config: HostConfig | None = None,
                  candidates: Sequence[Profile] = (), wallclock: Callable[[], datetime] = local_now) -> None:
         """`candidates`: profiles to pick from by the meter's product id or datapoints (none: keep `profile`)."""
@@ -75,20 +73,9 @@ class HostSession:
     def status(self) -> SessionStatus:
         m = self.machine
         hb = m.last_heartbeat_reply
-        return SessionStatus(
-            link=m.link, online=m.online, port_label=self.port_label, frames_in=m.frames_in,
-            frames_out=m.frames_out, bytes_in=m.parser.stats.bytes_in, parse_errors=m.parser.stats.errors,
-            heartbeat_age=None if hb is None else max(0.0, self._loop.time() - hb), product=m.product,
-            profile=m.profile, read_only=m.config.read_only, replay=False)
-
-    def values(self) -> Mapping[str, Scalar]:
-        return MappingProxyType(self.machine.meter.values)
-
-    def reading(self) -> Reading:
-        return self.machine.meter.reading(self._wall())
-
-    def datapoints(self) -> list[DatapointView]:
-        return self.machine.meter.views()
+        return SessionStatus.of(m, m.link, online=m.online, port_label=self.port_label,
+                                heartbeat_age=None if hb is None else max(0.0, self._loop.time() - hb),
+                                read_only=m.config.read_only, replay=False)
 
     def wall_time(self) -> datetime:
         return self._wall()
