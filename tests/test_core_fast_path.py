@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.test_host_machine import WALL, Rig, dp_report, mcu
+from tests.test_host_machine import Rig, dp_report, mcu
 from tuimeter.core.commands import Command
 from tuimeter.core.datapoints import DPType
 from tuimeter.core.events import Event, ParseProblem, ReadingUpdated, RelayChanged
