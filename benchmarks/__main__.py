@@ -1,7 +1,7 @@
 """Run every benchmark and print their figures: `python -m benchmarks [--quick] [--out results.json]`.
 
---quick runs fewer frames, seconds and runs (about 5 minutes); the figures in docs/performance.md come
-from the full run (about 25 minutes on a 2-core machine). Budgets are ratios against references
+--quick runs fewer frames, seconds and runs (about 3 minutes); the figures in docs/performance.md come
+from the full run (about 20 minutes on a 2-core machine). Budgets are ratios against references
 measured in the same run, so a slower or busier day moves both; still, run it on a quiet machine.
 """
 
