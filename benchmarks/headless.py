@@ -32,6 +32,7 @@ from typing import Any
 from benchmarks.common import (
     MCU,
     chunked,
+    context_switches,
     cpu_seconds,
     machine,
     peak_rss_mb,
@@ -183,9 +184,9 @@ async def run_once(seconds: float, reference: bool, tick: float = TICK) -> dict[
                     raise RuntimeError("the stream did not start")
                 await asyncio.sleep(0.05)
             latencies.clear()
-            c0, t0 = cpu_seconds(proc.pid), time.monotonic()
+            c0, w0, t0 = cpu_seconds(proc.pid), context_switches(proc.pid), time.monotonic()
             await asyncio.sleep(seconds)
-            c1, t1 = cpu_seconds(proc.pid), time.monotonic()
+            c1, w1, t1 = cpu_seconds(proc.pid), context_switches(proc.pid), time.monotonic()
             peak, nthreads = peak_rss_mb(proc.pid), threads(proc.pid)
         finally:
             meter.stop = True
@@ -196,7 +197,8 @@ async def run_once(seconds: float, reference: bool, tick: float = TICK) -> dict[
             loop.remove_reader(master)
             os.close(master)
             os.close(slave)
-    result = {"cpu_per_wall_s": (c1 - c0) / (t1 - t0), "peak_rss_mb": peak, "threads": nthreads}
+    result = {"cpu_per_wall_s": (c1 - c0) / (t1 - t0), "wakeups_per_s": (w1 - w0) / (t1 - t0), "peak_rss_mb": peak,
+              "threads": nthreads}
     if not reference:
         result["latency_p50_ms"] = percentile(latencies, 50) * 1000
         result["latency_p99_ms"] = percentile(latencies, 99) * 1000
@@ -226,6 +228,8 @@ def mode(seconds: float, runs: int, tick: float) -> dict[str, Any]:
         "tuimeter_cpu_percent_of_a_core": summary([r["cpu_per_wall_s"] * 100 for r in tuimeter], 2),
         "reference_reader_cpu_percent_of_a_core": summary([r["cpu_per_wall_s"] * 100 for r in reference], 2),
         "ratio_tuimeter_over_reference": summary(ratios, 2),
+        "tuimeter_wakeups_per_s": summary([r["wakeups_per_s"] for r in tuimeter], 0),
+        "reference_reader_wakeups_per_s": summary([r["wakeups_per_s"] for r in reference], 0),
         "ratio_budget": MODES[tick],
         "ratio_met": statistics.median(ratios) <= MODES[tick],
         "latency_p50_ms": summary([r["latency_p50_ms"] for r in tuimeter], 2),
