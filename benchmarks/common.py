@@ -1,7 +1,11 @@
-"""What every benchmark shares: the machine it ran on, repeated runs summarised, a recorded stream."""
+"""What every benchmark shares: the machine it ran on, repeated runs summarised, a recorded stream, a
+process's CPU time and wake-ups from /proc, and the one place benchmarks drive tuimeter.core's
+HostMachine directly (see "tuimeter.core internals" below: adapt there when the core changes).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import random
@@ -13,6 +17,9 @@ from typing import Any
 from tuimeter.core.commands import Command
 from tuimeter.core.datapoints import DPType, make_datapoint
 from tuimeter.core.frames import encode_frame
+from tuimeter.core.host import HostConfig, HostMachine
+from tuimeter.core.profile import load_profile
+from tuimeter.sim.mcu import SimulatedMeter
 
 MCU = 3  # the version byte this meter's MCU sends
 
@@ -39,6 +46,10 @@ def summary(values: list[float], digits: int = 3) -> dict[str, Any]:
 def percentile(values: list[float], q: float) -> float:
     s = sorted(values)
     return s[min(len(s) - 1, max(0, round(q / 100 * (len(s) - 1))))]
+
+
+def ratio(value: float, reference: float) -> float | None:
+    return round(value / reference, 2) if reference > 0 else None
 
 
 def repeat(runs: int, fn: Callable[[], float]) -> list[float]:
@@ -100,13 +111,85 @@ def chunked(data: bytes, size: int) -> list[bytes]:
     return [data[i:i + size] for i in range(0, len(data), size)]
 
 
-def timed_cli(doc: str | None, bench: Callable[[float, int], dict[str, Any]]) -> None:
+# ---- a process seen from /proc -----------------------------------------------------------------
+
+def _tasks(pid: int) -> list[Path]:
+    return list(Path(f"/proc/{pid}/task").iterdir())
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time of all the process's threads, from the scheduler's nanosecond count (the first field of
+    /proc/PID/task/TID/schedstat; utime + stime in /proc/PID/stat are in 10 ms ticks, too coarse for a
+    process that runs a few milliseconds a second). A thread that ends between two readings takes its
+    time with it: the processes measured here keep theirs for their lifetime."""
+    total = 0
+    for task in _tasks(pid):
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+            total += int((task / "schedstat").read_text().split()[0])
+    return total / 1e9
+
+
+def context_switches(pid: int) -> int:
+    """Wake-ups so far: voluntary + nonvoluntary context switches, summed over the process's threads."""
+    total = 0
+    for task in _tasks(pid):
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+            for line in (task / "status").read_text().splitlines():
+                if line.startswith(("voluntary_ctxt_switches:", "nonvoluntary_ctxt_switches:")):
+                    total += int(line.split()[1])
+    return total
+
+
+def threads(pid: int) -> int:
+    return len(_tasks(pid))
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+# ---- tuimeter.core internals: everything the benchmarks (and tests/test_performance_structure.py) do
+# ---- with HostMachine directly is here. Adapt these three when its constructor or receive() change.
+
+def new_machine(screen: bool) -> HostMachine:
+    """Configured as the runner configures it: with a screen, frame-log and per-dp events; without, neither."""
+    return HostMachine(load_profile(), HostConfig(log_frames=screen, dp_events=screen))
+
+
+def machine_receive(m: HostMachine, data: bytes, now: float) -> None:
+    """One read handed to the machine at monotonic time `now`."""
+    m.receive(data, now)
+
+
+def online_machine(screen: bool) -> HostMachine:
+    """A HostMachine that has run the real start-up against the simulated meter, now online."""
+    m = new_machine(screen)
+    sim = SimulatedMeter(seed=1, period=3600.0)
+    now = 0.0
+    m.connection_made(now)
+    while m.phase != "running":
+        sim.receive(m.data_to_send(), now)
+        machine_receive(m, sim.data_to_send(), now)
+        now += 0.01
+        sim.tick(now)
+        m.tick(now)
+        m.events()
+        if now > 30:
+            raise RuntimeError("the machine did not come online")
+    return m
+
+
+def timed_cli(doc: str | None, bench: Callable[[float, int], dict[str, Any]], seconds: float = 20.0,
+              runs: int = 3) -> None:
     """`--seconds S --runs N`, then the figures as JSON: the command line of the timed benchmarks."""
     import argparse
     import json
 
     ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seconds", type=float, default=20.0)
-    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--seconds", type=float, default=seconds)
+    ap.add_argument("--runs", type=int, default=runs)
     args = ap.parse_args()
     print(json.dumps(bench(args.seconds, args.runs), indent=2))

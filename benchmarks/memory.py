@@ -59,7 +59,7 @@ class _Transport:
 
 
 async def feed(session: Any, frames: int, pause: Any) -> dict[str, float]:
-    from benchmarks.core import online_machine
+    from benchmarks.common import online_machine
 
     session.machine = online_machine(screen=session.machine.config.log_frames)
     session._transport = _Transport()

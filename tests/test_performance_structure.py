@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from benchmarks.common import chunked, recorded_stream
-from benchmarks.core import online_machine, run_core, run_floor
+from benchmarks.common import chunked, machine_receive, online_machine, recorded_stream
+from benchmarks.core import run_core, run_floor
+from benchmarks.digits_app import Line
+from benchmarks.headless import report
 from tuimeter.core.commands import Command
 from tuimeter.core.events import DatapointReceived, FrameLogged, Notice, ReadingUpdated
 from tuimeter.core.frames import Frame
@@ -28,7 +30,7 @@ def test_without_a_screen_no_per_frame_or_per_dp_events_are_made() -> None:
     stream, _ = recorded_stream(500)
     for m in (quiet, screen):
         m.events()
-        m.receive(stream, 100.0)
+        machine_receive(m, stream, 100.0)
     quiet_events, screen_events = quiet.events(), screen.events()
     assert not any(isinstance(e, FrameLogged | DatapointReceived) for e in quiet_events)
     assert sum(isinstance(e, FrameLogged) for e in screen_events) >= 500
@@ -58,3 +60,20 @@ async def test_a_burst_reaches_a_batch_listener_in_one_call() -> None:
     assert len(each) == 2 and len(bursts) == 1 and bursts[0] == each  # one call per burst, with all of it
     bus.close()
     await bus.wait_closed()
+
+
+def test_the_screen_reference_app_shows_every_read_s_newest_report() -> None:
+    # the reference Digits app (benchmarks/digits_app.py) is only a fair comparison if it does find
+    # the reports: across reads split anywhere, with noise between frames
+    shown: list[bytes] = []
+
+    class App:
+        def show(self, value: bytes) -> None:
+            shown.append(value)
+
+    line = Line(App())  # type: ignore[arg-type]
+    stream = b"".join(report(seq) + b"\x55\x00" for seq in range(50))
+    for i in range(0, len(stream), 7):
+        line.data_received(stream[i:i + 7])
+    leakage = [int.from_bytes(v[8:10], "big") for v in shown]
+    assert leakage == sorted(set(leakage)) and leakage[-1] == 49 and len(leakage) >= 45
