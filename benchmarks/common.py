@@ -19,6 +19,7 @@ from tuimeter.core.datapoints import DPType, make_datapoint
 from tuimeter.core.frames import encode_frame
 from tuimeter.core.host import HostConfig, HostMachine
 from tuimeter.core.profile import load_profile
+from tuimeter.host.clock import local_now
 from tuimeter.sim.mcu import SimulatedMeter
 
 MCU = 3  # the version byte this meter's MCU sends
@@ -160,8 +161,8 @@ def new_machine(screen: bool) -> HostMachine:
 
 
 def machine_receive(m: HostMachine, data: bytes, now: float) -> None:
-    """One read handed to the machine at monotonic time `now`."""
-    m.receive(data, now)
+    """One read handed to the machine at monotonic time `now`, with the wall clock the session reads."""
+    m.receive(data, now, local_now())
 
 
 def online_machine(screen: bool) -> HostMachine:
@@ -169,13 +170,13 @@ def online_machine(screen: bool) -> HostMachine:
     m = new_machine(screen)
     sim = SimulatedMeter(seed=1, period=3600.0)
     now = 0.0
-    m.connection_made(now)
-    while m.phase != "running":
+    m.connection_made(now, local_now())
+    while not m.online:
         sim.receive(m.data_to_send(), now)
         machine_receive(m, sim.data_to_send(), now)
         now += 0.01
         sim.tick(now)
-        m.tick(now)
+        m.tick(now, local_now())
         m.events()
         if now > 30:
             raise RuntimeError("the machine did not come online")

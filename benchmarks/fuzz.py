@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 
 from tuimeter.core.datapoints import decode_datapoints
-from tuimeter.core.frames import Frame, StreamParser
 from tuimeter.core.describe import describe_frame
+from tuimeter.core.frames import Frame, StreamParser
 from tuimeter.core.meter import MeterState
 from tuimeter.core.profile import load_profile
 from tuimeter.sim.mcu import SimulatedMeter

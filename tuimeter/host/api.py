@@ -19,7 +19,6 @@ from tuimeter.core.profile import Profile, Scalar
 from tuimeter.core.reader import MeterReader
 from tuimeter.host.bus import EventBus
 
-
 M = TypeVar("M", bound=MeterReader)
 
 
