@@ -221,10 +221,13 @@ class HostMachine(MeterReader):
     def _on_frame(self, f: Frame, now: float) -> None:
         if self.state.phase is Phase.DUMP:
             self.dump.report_seen(now)
-        payload = report_payload(f)
-        if payload is not None:
-            self._apply_report(payload)
-        if f.command != _DP_REPORT:
+        if f.command == _DP_REPORT:  # most frames by far: a report, nothing to answer
+            payload: bytes | None = f.payload
+            self._apply_report(f.payload)
+        else:
+            payload = report_payload(f)
+            if payload is not None:
+                self._apply_report(payload)
             self._answer(f)
         req = self._pending
         if req is not None and self._matches(req, f, payload):

@@ -63,9 +63,9 @@ class MeterState:
         self.profile = profile
         self._dps: dict[int, DataPoint] = {}
         self._values: dict[str, Scalar] = {}
-        self._source: dict[str, int] = {}  # value key → the dp whose report set it
         self._pending: list[DataPoint] = []  # reports not decoded yet, in the order they came
         self._reported: set[str] = set()  # keys set since take_reported()
+        self._alarm_ids = frozenset(spec.id for spec in profile.dps.values() if spec.alarms)
 
     @property
     def dps(self) -> dict[int, DataPoint]:
@@ -82,8 +82,18 @@ class MeterState:
         return self._values
 
     def store(self, dp: DataPoint) -> None:
-        """Keep a report; it is decoded when the state is next read."""
-        self._pending.append(dp)
+        """Keep a report; it is decoded when the state is next read. A report right after one of the same
+        dp, type and length sets exactly the keys that one set, in the same place: it takes its place
+        (a streaming meter's run of dp 6 reports in one read is decoded once). Alarm sets are kept
+        whole: their keys follow their records."""
+        pending = self._pending
+        if pending:
+            last = pending[-1]
+            if (last.id == dp.id and last.type is dp.type and len(last.raw) == len(dp.raw)
+                    and dp.id not in self._alarm_ids):
+                pending[-1] = dp
+                return
+        pending.append(dp)
 
     def apply(self, dp: DataPoint) -> dict[str, Scalar]:
         """Keep a report and decode it now; return the values it set."""
@@ -98,14 +108,13 @@ class MeterState:
         Returns the value forgotten, or None."""
         if self._pending:
             self._decode_pending()
-        dpid = self._source.get(key)
-        before = self._values.get(key)
-        if dpid is None:
-            return before
-        self._dps.pop(dpid, None)
-        for k in [k for k, src in self._source.items() if src == dpid]:
-            del self._source[k]
-            self._values.pop(k, None)
+        before = self._values.pop(key, None)
+        for dpid, dp in list(self._dps.items()):
+            spec = self.profile.dps.get(dpid)
+            if spec is not None and spec.type is dp.type and key in (values := spec.decode(dp)):
+                del self._dps[dpid]
+                for k in values:
+                    self._values.pop(k, None)
         return before
 
     def take_reported(self) -> set[str]:
@@ -128,8 +137,6 @@ class MeterState:
         values = spec.decode(dp)
         self._values.update(values)
         self._reported.update(values)
-        for key in values:
-            self._source[key] = dp.id
         return values
 
     def reading(self, ts: datetime) -> Reading:

@@ -1,5 +1,6 @@
-"""The headless fast lane (bare raw units from the parser, reports decoded once per read) must end
-exactly where handling every report in turn ends: same readings, relay events, values and order."""
+"""Reports are kept and decoded once per read (decode-on-read); that must end exactly where decoding
+every report at once ends: same readings, relay events, values and their order. And the headless
+configuration (no frame-log or per-dp events) must end where the screen's does."""
 
 from __future__ import annotations
 
@@ -11,13 +12,14 @@ from hypothesis import strategies as st
 
 from tests.test_host_machine import Rig, dp_report, mcu
 from tuimeter.core.commands import Command
-from tuimeter.core.datapoints import DPType
+from tuimeter.core.datapoints import DataPoint, DPType, make_datapoint
 from tuimeter.core.events import Event, ParseProblem, ReadingUpdated, RelayChanged
 from tuimeter.core.host import HostConfig, HostMachine
+from tuimeter.core.meter import MeterState
 from tuimeter.core.profile import Profile, load_profile, parse_profile
 
-HEADLESS = {"log_frames": False, "dp_events": False}  # the fast lane: the parser hands over bare units
-SCREEN = {"log_frames": True, "dp_events": True}  # every report becomes a DataPoint and events
+HEADLESS = {"log_frames": False, "dp_events": False}  # no per-frame or per-dp events
+SCREEN = {"log_frames": True, "dp_events": True}  # a FrameLogged per frame, a DatapointReceived per dp
 CONFIGS = pytest.mark.parametrize("config", [HEADLESS, SCREEN], ids=["headless", "screen"])
 
 RELAY_IN_A_FIELD = """
@@ -123,7 +125,7 @@ def run(config: dict[str, bool], profile: str, stream: bytes, cuts: list[int]) -
 @st.composite
 def streams(draw: st.DrawFn) -> bytes:
     """Frames drawn from a small pool each time, so that a read often holds several reports of one dp
-    (of one shape or of several): what the fast lane collapses."""
+    (of one shape or of several): what decode-on-read takes one for the other."""
     pool = draw(st.lists(REPORTS, min_size=1, max_size=4))
     return b"".join(draw(st.lists(st.sampled_from(pool), min_size=1, max_size=40)))
 
@@ -132,3 +134,29 @@ def streams(draw: st.DrawFn) -> bytes:
 @given(st.sampled_from(["earu-2p63a", "tompd-63"]), streams(), st.lists(st.integers(0, 900), max_size=8))
 def test_headless_and_screen_end_the_same_for_any_stream(profile: str, stream: bytes, cuts: list[int]) -> None:
     assert run(HEADLESS, profile, stream, cuts) == run(SCREEN, profile, stream, cuts)
+
+
+DATAPOINTS = st.one_of(
+    st.binary(min_size=0, max_size=12).map(lambda b: make_datapoint(6, DPType.RAW, b)),  # 8-, 10-byte, short
+    st.integers(0, 2**31 - 1).map(lambda v: make_datapoint(1, DPType.VALUE, v)),
+    st.integers(0, 300).map(lambda v: make_datapoint(15, DPType.VALUE, v)),
+    st.binary(min_size=1, max_size=3).map(lambda b: make_datapoint(1, DPType.RAW, b)),  # the wrong type
+    st.lists(ALARM_RECORD, min_size=0, max_size=3).map(lambda rs: make_datapoint(17, DPType.RAW, b"".join(rs))),
+    st.integers(0, 255).map(lambda v: make_datapoint(9, DPType.BITMAP, v)),
+    st.binary(max_size=4).map(lambda b: make_datapoint(99, DPType.RAW, b)),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.sampled_from(["earu-2p63a", "tompd-63"]), st.lists(st.lists(DATAPOINTS, max_size=12), max_size=6))
+def test_decoding_on_read_ends_where_decoding_each_report_at_once_ends(profile: str,
+                                                                       reads: list[list[DataPoint]]) -> None:
+    p = load_profile(profile)
+    lazy, eager = MeterState(p), MeterState(p)
+    for read in reads:
+        for dp in read:
+            lazy.store(dp)
+            eager.apply(dp)
+        assert lazy.take_reported() == eager.take_reported()
+        assert list(lazy.values.items()) == list(eager.values.items())  # the order of first arrival too
+        assert list(lazy.dps.items()) == list(eager.dps.items())
