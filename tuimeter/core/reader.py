@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
 from tuimeter.core.commands import ProductInfo, parse_product_info
 from tuimeter.core.datapoints import DPType, decode_datapoints
@@ -31,6 +31,7 @@ from tuimeter.core.profile import READING_ROLES, Profile, choose_from
 log = logging.getLogger(__name__)
 
 _READING_ROLES = frozenset(READING_ROLES)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _relay_dp_of(profile: Profile) -> int | None:
@@ -59,7 +60,7 @@ class MeterReader:
         self._dp_events = dp_events  # a DatapointReceived per dp: the discovery view and --discover
         self._candidates = tuple(candidates)  # pick one of these from the product id or the dps; none: keep
         self._events: list[Event] = []
-        self._ts = datetime.now().astimezone()  # the wall time of the call being handled, for its events
+        self._ts = _EPOCH  # the wall time of the call being handled, for its events (every call brings one)
         self._relay_dp = _relay_dp_of(profile)
         self._relay_ids = _relay_ids_of(profile)
         self._reading_dirty = False
