@@ -190,7 +190,7 @@ async def test_socket_url_to_a_tcp_serial_server() -> None:
                 meter.tick(loop.time())
                 if data := meter.data_to_send():
                     writer.write(data)
-                await asyncio.sleep(0.02)
+                await asyncio.sleep(0.02)  # the serial server's own pace, as ser2net's polling would be
 
         out = asyncio.create_task(pump_out())
         try:
