@@ -7,10 +7,11 @@ import os
 import shutil
 import socket
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
+
+from tests.waiting import TIMEOUT, until_sync
 
 MOSQUITTO = shutil.which("mosquitto") or next(
     (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if os.path.exists(p)), None)
@@ -64,19 +65,21 @@ class Broker:
         self.log = self.conf.with_name("mosquitto.log")
         self.proc = subprocess.Popen([self.binary, "-c", str(self.conf)], stdout=subprocess.DEVNULL,
                                      stderr=self.log.open("ab"))
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
+
+        def listening() -> bool:
             try:
-                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
-                return
+                socket.create_connection(("127.0.0.1", self.port), 1.0).close()
             except OSError:
-                time.sleep(0.05)
-        raise RuntimeError(f"mosquitto did not start on port {self.port}: {self.log.read_text()[-500:]}")
+                return False
+            return True
+
+        until_sync(listening, what=f"mosquitto listening on port {self.port}",
+                   show=lambda: self.log.read_text()[-500:])
 
     def stop(self) -> None:
         if self.proc is not None:
             self.proc.terminate()
-            self.proc.wait(10)
+            self.proc.wait(TIMEOUT)
             self.proc = None
 
 

@@ -7,12 +7,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from tests.broker import Broker
 from tuimeter.sim.mcu import SimulatedMeter
 from tuimeter.sim.pty_server import PtyMeterServer
 
 DATA = Path(__file__).parent / "data"
+
+# no time limits in the suite (timing is for benchmarks/): no per-example deadline, no "too slow" health check
+settings.register_profile("suite", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("suite")
 
 
 def load_captures() -> list[dict[str, Any]]:

@@ -8,17 +8,28 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.waiting import TIMEOUT, until_sync
 
 TUIMETER = [sys.executable, "-m", "tuimeter"]
 
 
 def run(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*TUIMETER, *args], capture_output=True, text=True, timeout=timeout)
+
+
+def logged_readings(log: Path) -> list[str]:
+    """The complete reading lines of a --log file written so far (JSON lines or CSV)."""
+    if not log.exists():
+        return []
+    lines = [ln for ln in log.read_text().splitlines(keepends=True) if ln.endswith("\n")]
+    if log.suffix == ".csv":
+        return [ln for ln in lines if not ln.startswith("ts,")]
+    return [ln for ln in lines if '"type": "reading"' in ln]
 
 
 def assert_one_clear_line(proc: subprocess.CompletedProcess[str], code: int, *needles: str) -> None:
@@ -51,16 +62,24 @@ def test_version() -> None:
 
 
 def test_help_and_headless_never_import_textual(tmp_path: Path) -> None:
+    log = tmp_path / "x.jsonl"
     code = (
-        "import sys, threading, os, signal\n"
+        "import sys, threading, os, signal, time\n"
+        "from pathlib import Path\n"
         "from tuimeter.cli import main\n"
         "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
         "assert 'textual' not in sys.modules, 'help imported textual'\n"
-        "threading.Timer(2.0, lambda: os.kill(os.getpid(), signal.SIGINT)).start()\n"
-        f"rc = main(['--demo', '--headless', '--log', {str(tmp_path / 'x.jsonl')!r}])\n"
+        f"log = Path({str(log)!r})\n"
+        "def stop():  # Ctrl+C once a reading is logged (or after a minute, for the assertion to say so)\n"
+        f"    end = time.monotonic() + {TIMEOUT * 2}\n"
+        "    while time.monotonic() < end and not (log.exists() and '\"type\": \"reading\"' in log.read_text()):\n"
+        "        time.sleep(0.05)\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "threading.Thread(target=stop, daemon=True).start()\n"
+        "rc = main(['--demo', '--headless', '--log', str(log)])\n"
         "print('TEXTUAL' if any(m.split('.')[0] == 'textual' for m in sys.modules) else 'CLEAN', rc)\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=TIMEOUT * 3)
     assert proc.stdout.strip().splitlines()[-1] == "CLEAN 0", proc.stdout + proc.stderr
     assert '"type": "reading"' in (tmp_path / "x.jsonl").read_text()
 
@@ -117,42 +136,50 @@ def test_headless_jsonl_log_and_clean_sigterm(meter: str, tmp_path: Path) -> Non
     log.write_text('{"type": "event", "event": "earlier run"}\n')  # appended to, never truncated
     proc = subprocess.Popen([*TUIMETER, meter, "--headless", "--log", str(log)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    time.sleep(2.5)
-    proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=10)
+    try:  # (the pipes hold far more than these few lines: nothing blocks on them meanwhile)
+        until_sync(lambda: len(logged_readings(log)) >= 10, what="10 readings logged",
+                   show=lambda: len(logged_readings(log)))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=TIMEOUT)
     assert proc.returncode == 0, err
     assert "Traceback" not in err
     lines = log.read_text().splitlines()
     assert lines[0] == '{"type": "event", "event": "earlier run"}'
     records = [json.loads(line) for line in lines]  # every line complete
     readings = [r for r in records if r["type"] == "reading"]
-    assert len(readings) >= 3
+    assert len(readings) >= 10
     r = readings[-1]
     assert set(r) == {"type", "ts", "voltage_v", "current_a", "power_w", "energy_kwh", "leakage_ma", "relay",
                       "faults"}
     assert r["ts"][-6] in "+-" and 200 < r["voltage_v"] < 250 and r["relay"] is True and r["faults"] == []
     events = [r["event"] for r in records if r["type"] == "event"]
     assert "link_up" in events and "product_info" in events and "relay_change" in events
-    # the human status lines on stdout (plain: stdout is a pipe here): at most one a second (this meter
-    # reports every 0.3 s), the newest reading always shown last; the log has every reading
+    # the human status lines on stdout (plain: stdout is a pipe here): at most one a second, so fewer than
+    # the readings of this meter, which reports every 0.3 s; the newest reading always shown last; the log
+    # has every reading
     status = [line for line in out.splitlines() if " V " in line]
     assert 2 <= len(status) < len(readings) and "\x1b[" not in out
-    assert len(status) <= 2.5 + 2 and "relay ON" in status[-1]
+    assert "relay ON" in status[-1]
     assert f"{readings[-1]['voltage_v']:6.1f} V" in status[-1]
 
 
 def test_headless_csv(meter: str, tmp_path: Path) -> None:
     log = tmp_path / "meter.csv"
     for _ in range(2):  # the header is written once, for a new file
+        before = len(logged_readings(log))
         proc = subprocess.Popen([*TUIMETER, meter, "--headless", "--log", str(log), "--format", "csv"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        time.sleep(1.5)
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(10) == 0
+        try:
+            until_sync(lambda: len(logged_readings(log)) >= before + 2, what="2 more readings logged")  # noqa: B023
+        finally:
+            proc.send_signal(signal.SIGINT)
+            code = proc.wait(TIMEOUT)
+        assert code == 0
     lines = log.read_text().splitlines()
     assert lines[0] == "ts,voltage_v,current_a,power_w,energy_kwh,leakage_ma,relay,faults"
     assert lines.count(lines[0]) == 1
-    assert len(lines) >= 4
+    assert len(lines) >= 5
     assert lines[-1].split(",")[6] == "True"
 
 
@@ -208,13 +235,17 @@ def test_every_limits_reading_rate(meter: str, tmp_path: Path) -> None:
     log = tmp_path / "slow.jsonl"
     proc = subprocess.Popen([*TUIMETER, meter, "--headless", "--log", str(log), "--every", "1"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    time.sleep(4.0)  # the meter reports every 0.3 s
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(10) == 0
+    try:  # the meter reports every 0.3 s
+        until_sync(lambda: len(logged_readings(log)) >= 3, what="3 readings logged")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(TIMEOUT)
+    assert code == 0
     from datetime import datetime
 
+    # the readings' own times (when the meter reported them), not the test's clock: at least 1 s apart
     stamps = [datetime.fromisoformat(json.loads(line)["ts"]) for line in log.read_text().splitlines()
               if '"reading"' in line]
-    assert 2 <= len(stamps) <= 6
+    assert len(stamps) >= 3
     gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(stamps)]
     assert all(g >= 0.9 for g in gaps[:-1])  # the last one may be the reading held at shutdown

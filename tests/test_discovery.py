@@ -12,9 +12,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from textual.pilot import Pilot
 from textual.widgets import DataTable, Digits, Input
 
-from tests.test_tui import until
+from tests.waiting import pilot_until
 from tuimeter.analyzer.discovery import Discovery
 from tuimeter.analyzer.export import obk_autoexec, profile_toml
 from tuimeter.core.commands import Command
@@ -163,11 +164,12 @@ def plug_recording() -> Recording:
     return Recording(datetime(2026, 11, 24, 12, 0, tzinfo=UTC), "x", 9600, chunks)
 
 
-async def answer(pilot: object, text: str) -> None:
-    app = pilot.app  # type: ignore[attr-defined]
-    assert isinstance(app.screen, AskText)
+async def answer(pilot: Pilot[int], text: str) -> None:
+    app = pilot.app
+    await pilot_until(pilot, lambda: isinstance(app.screen, AskText), what="the question asked")
     app.screen.query_one(Input).value = text
-    await pilot.press("enter")  # type: ignore[attr-defined]
+    await pilot.press("enter")
+    await pilot_until(pilot, lambda: not isinstance(app.screen, AskText), what="the answer taken")
 
 
 async def test_discovery_view_names_scales_assigns_and_exports(tmp_path: Path) -> None:
@@ -175,11 +177,11 @@ async def test_discovery_view_names_scales_assigns_and_exports(tmp_path: Path) -
     app = TuimeterApp(session, save_dir=tmp_path)
     await session.start()
     async with app.run_test(size=(160, 48)) as pilot:
-        await until(pilot, session.finished.is_set, 5)
+        await pilot_until(pilot, session.finished.is_set, what="the end of the replay")
         await pilot.press("d")
-        assert isinstance(app.screen, DiscoveryScreen)
+        await pilot_until(pilot, lambda: isinstance(app.screen, DiscoveryScreen), what="the discovery view")
         table = app.screen.query_one(DataTable)
-        await until(pilot, lambda: table.row_count == 4)
+        await pilot_until(pilot, lambda: table.row_count == 4, what="4 rows", show=lambda: table.row_count)
         rows = {table.get_row_at(i)[0]: table.get_row_at(i) for i in range(table.row_count)}
         assert str(rows["21"][5]) == "7" and str(rows["23"][3]).startswith("voltage_23 → voltage (value shape")
         table.move_cursor(row=0)  # dp 21
@@ -197,10 +199,12 @@ async def test_discovery_view_names_scales_assigns_and_exports(tmp_path: Path) -
         await pilot.press("u")
         await answer(pilot, "W")
         await pilot.press("e")
-        await pilot.pause()
+        await pilot_until(pilot, lambda: (tmp_path / "discovered-zzplugzzplugzzplu-autoexec.bat").exists(),
+                          what="the export written")
         await pilot.press("escape")
         # the panels read the meter through the edits at once
-        await until(pilot, lambda: app.query_one("#metric-current .digits", Digits).value == "0.427")
+        await pilot_until(pilot, lambda: app.query_one("#metric-current .digits", Digits).value == "0.427",
+                          what="0.427 A shown", show=lambda: app.query_one("#metric-current .digits", Digits).value)
         assert app.query_one("#metric-power .digits", Digits).value == "97"
         assert app.query_one("#metric-voltage .digits", Digits).value == "230.1"
     await session.close()

@@ -14,6 +14,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.broker import free_port
+from tests.waiting import TIMEOUT, until_sync
 from tuimeter.bridge import parse_address
 from tuimeter.records import read_jsonl
 
@@ -37,37 +38,42 @@ def value(metrics: dict[str, tuple[str, dict[str, float]]], family: str) -> floa
 def test_metrics_follow_the_meter_and_are_conventionally_named(tmp_path: Path) -> None:
     port = free_port()
     log = tmp_path / "m.jsonl"
+    started = time.monotonic()
     proc = subprocess.Popen([*TUIMETER, "--demo", "--headless", "--log", str(log), "--metrics", str(port),
                              "--node-id", "din1"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        deadline = time.monotonic() + 20
-        while True:
+        def online() -> dict[str, tuple[str, dict[str, float]]] | None:
             try:
                 m = scrape(port)
-                if "tuimeter_voltage_volts" in m and value(m, "tuimeter_link_up") == 1:
-                    break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "no metrics in 20 s"
-            time.sleep(0.2)
+            except OSError:  # not serving yet
+                return None
+            return m if "tuimeter_voltage_volts" in m and value(m, "tuimeter_link_up") == 1 else None
+
+        until_sync(online, what="metrics with the link up and a voltage")
         m = scrape(port)
-        time.sleep(0.5)  # the log is written once the burst is handled
-        logged = [(r["voltage_v"], r["current_a"], r["power_w"], r["leakage_ma"], r["energy_kwh"])
-                  for r in read_jsonl(log).records if r["type"] == "reading"]
+        scraped_after = time.monotonic() - started
         scraped = (value(m, "tuimeter_voltage_volts"), value(m, "tuimeter_current_amperes"),
                    value(m, "tuimeter_power_watts"), round(value(m, "tuimeter_leakage_current_amperes") * 1000, 6),
                    round(value(m, "tuimeter_energy_joules") / 3.6e6, 6))
-        assert scraped in logged  # a reading the meter gave, in base units
+
+        def logged() -> list[tuple[float, ...]]:
+            return [(r["voltage_v"], r["current_a"], r["power_w"], r["leakage_ma"], r["energy_kwh"])
+                    for r in read_jsonl(log).records if r["type"] == "reading"]
+
+        # a reading the meter gave, in base units (the log is written once the burst is handled)
+        until_sync(lambda: scraped in logged(), what=f"the scraped reading {scraped} in the log",
+                   show=lambda: logged()[-3:])
         assert value(m, "tuimeter_relay_closed") == 1
         assert m["tuimeter_energy_joules"][0] == "counter" and m["tuimeter_voltage_volts"][0] == "gauge"
         frames = m["tuimeter_frames"][1]
         assert frames["tuimeter_frames_total[('direction', 'in'), ('meter', 'din1')]"] > 10
         assert value(m, "tuimeter_parse_errors") == 0
-        assert 0 <= value(m, "tuimeter_heartbeat_age_seconds") < 20
+        # an age since a heartbeat of this run: no older than the run itself
+        assert 0 <= value(m, "tuimeter_heartbeat_age_seconds") <= scraped_after
         assert m["tuimeter_build_info"][1]
     finally:
         proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=15)
+        out, _ = proc.communicate(timeout=TIMEOUT)
     assert proc.returncode == 0 and f"metrics up: serving http://127.0.0.1:{port}/metrics" in out
 
 

@@ -8,7 +8,6 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ import aiomqtt
 import pytest
 
 from tests.broker import Broker
+from tests.waiting import TIMEOUT, until, until_sync
 from tuimeter.bridge.homeassistant import Identity, Topics, discovery_messages
 from tuimeter.bridge.mqtt import MqttConfigError, MqttSettings
 from tuimeter.records import read_jsonl
@@ -36,19 +36,22 @@ class Tuimeter:
     def output(self) -> str:
         return self.out.read_text()
 
-    def wait_output(self, text: str, timeout: float = 20) -> None:
-        deadline = time.monotonic() + timeout
-        while text not in self.output():
-            if time.monotonic() > deadline or self.proc.poll() is not None:
-                raise AssertionError(f"{text!r} not in output:\n{self.output()}")
-            time.sleep(0.1)
+    def wait_output(self, text: str) -> None:
+        def seen() -> bool:
+            if text in self.output():
+                return True
+            if self.proc.poll() is not None:
+                raise AssertionError(f"tuimeter exited ({self.proc.returncode}) before {text!r}:\n{self.output()}")
+            return False
+
+        until_sync(seen, what=f"{text!r} in the output", show=self.output)
 
     def readings(self) -> list[dict[str, Any]]:
         return [r for r in read_jsonl(self.log).records if r["type"] == "reading"] if self.log.exists() else []
 
     def stop(self) -> int:
         self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(15)
+        return self.proc.wait(TIMEOUT)
 
 
 @pytest.fixture
@@ -81,12 +84,8 @@ class Watcher:
             self.latest[str(m.topic)] = payload
             self.counts[str(m.topic)] = self.counts.get(str(m.topic), 0) + 1
 
-    async def until(self, pred: Callable[[], bool], timeout: float = 20) -> None:
-        deadline = time.monotonic() + timeout
-        while not pred():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"not seen in {timeout} s; topics: {sorted(self.latest)}")
-            await asyncio.sleep(0.05)
+    async def until(self, pred: Callable[[], bool], what: str | None = None) -> None:
+        await until(pred, what=what, show=lambda: f"topics {sorted(self.latest)}", interval=0.05)
 
 
 async def watching(port: int, body: Callable[[aiomqtt.Client, Watcher], Any]) -> None:
@@ -153,7 +152,7 @@ async def test_discovery_state_and_relay_round_trip(broker: Broker, run: Callabl
     assert t.stop() == 0
     async with aiomqtt.Client("127.0.0.1", broker.port) as c:  # a clean stop says offline (retained)
         await c.subscribe("tuimeter/t1/availability")
-        async with asyncio.timeout(5):
+        async with asyncio.timeout(TIMEOUT):
             async for m in c.messages:
                 assert m.payload == b"offline"
                 break
@@ -180,7 +179,8 @@ async def test_retained_command_is_ignored_and_read_only_refuses(broker: Broker,
         t.wait_output("ignored a retained relay command")
         await client.publish("tuimeter/t1/relay/set", "OFF", qos=1)
         t.wait_output("relay command from MQTT refused: read-only mode")
-        await asyncio.sleep(1.0)
+        states = w.counts["tuimeter/t1/state"]
+        await w.until(lambda: w.counts["tuimeter/t1/state"] >= states + 2, "two later states")  # the meter went on
         assert w.latest["tuimeter/t1/relay"] == "ON" and state(w)["relay"] is True
 
     await watching(broker.port, body)
@@ -196,7 +196,7 @@ async def test_an_unconfirmed_command_makes_the_relay_unknown_not_stale(broker: 
         await w.until(lambda: w.latest.get("tuimeter/t1/relay") == "ON" and w.latest.get("tuimeter/t1/meter")
                       == "online")
         await client.publish("tuimeter/t1/relay/set", "OFF", qos=1)
-        await w.until(lambda: w.latest["tuimeter/t1/relay"] == "None", 15)  # Home Assistant's "unknown"
+        await w.until(lambda: w.latest["tuimeter/t1/relay"] == "None")  # Home Assistant's "unknown"
         t.wait_output("did not confirm relay off")
 
     await watching(broker.port, body)
@@ -210,14 +210,12 @@ async def test_broker_restart_mid_run_keeps_logging_and_reconnects(broker: Broke
     broker.stop()
     t.wait_output("mqtt down: lost the broker")
     during = len(t.readings())
-    deadline = time.monotonic() + 10
-    while len(t.readings()) <= during:  # readings go on being logged here while the broker is away
-        assert time.monotonic() < deadline, "no reading logged while the broker was down"
-        await asyncio.sleep(0.2)
+    # readings go on being logged here while the broker is away
+    await until(lambda: len(t.readings()) > during, what="a reading logged while the broker is down", interval=0.2)
     broker.start()
 
     async def body(client: aiomqtt.Client, w: Watcher) -> None:
-        await w.until(lambda: state(w).get("voltage_v") is not None and config_ready(w), 30)
+        await w.until(lambda: state(w).get("voltage_v") is not None and config_ready(w))
 
     await watching(broker.port, body)
     assert t.output().count("mqtt up: connected") >= 2
@@ -235,7 +233,8 @@ async def test_no_broker_at_start_is_reported_and_the_meter_runs(tmp_path: Path,
     assert t.stop() == 0 and t.readings()
 
 
-def test_wrong_credentials_are_one_clear_line_and_the_right_ones_work(tmp_path: Path) -> None:
+def test_wrong_credentials_are_one_clear_line_and_the_right_ones_work(tmp_path: Path,
+                                                                     run: Callable[..., Tuimeter]) -> None:
     b = Broker(tmp_path, users={"meter": "s3cret"})
     b.start()
     try:
@@ -246,13 +245,9 @@ def test_wrong_credentials_are_one_clear_line_and_the_right_ones_work(tmp_path: 
         assert "refused the login" in last and "user 'meter'" in last and "--mqtt-password-file" in last
         pw = tmp_path / "pw"
         pw.write_text("s3cret\n")
-        ok = subprocess.Popen([*TUIMETER, "--demo", "--headless", "--mqtt", f"mqtt://meter@127.0.0.1:{b.port}",
-                               "--mqtt-password-file", str(pw)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              text=True)
-        time.sleep(4)
-        ok.send_signal(signal.SIGTERM)
-        out, _ = ok.communicate(timeout=15)
-        assert ok.returncode == 0 and "mqtt up: connected" in out
+        ok = run("--mqtt", f"mqtt://meter@127.0.0.1:{b.port}", "--mqtt-password-file", str(pw))
+        ok.wait_output("mqtt up: connected")
+        assert ok.stop() == 0
     finally:
         b.stop()
 
@@ -293,7 +288,7 @@ def test_discovery_payloads_name_every_entity_once() -> None:
     assert all(c["device"]["serial_number"] == "FSE-1" and c["device"]["model"] == "pid" for c in configs.values())
 
 
-def test_tls_with_the_brokers_ca_and_a_clear_line_without_it(tmp_path: Path) -> None:
+def test_tls_with_the_brokers_ca_and_a_clear_line_without_it(tmp_path: Path, run: Callable[..., Tuimeter]) -> None:
     b = Broker(tmp_path, tls=True)
     b.start()
     try:
@@ -301,12 +296,9 @@ def test_tls_with_the_brokers_ca_and_a_clear_line_without_it(tmp_path: Path) -> 
                               timeout=30)
         assert proc.returncode == 2 and "Traceback" not in proc.stderr
         assert "is not trusted; give the CA that signed it with --mqtt-ca" in proc.stderr.splitlines()[-1]
-        ok = subprocess.Popen([*TUIMETER, "--demo", "--headless", "--mqtt", b.url, "--mqtt-ca", str(b.ca)],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        time.sleep(4)
-        ok.send_signal(signal.SIGTERM)
-        out, _ = ok.communicate(timeout=15)
-        assert ok.returncode == 0 and f"mqtt up: connected to mqtts://127.0.0.1:{b.port}" in out
+        ok = run("--mqtt", b.url, "--mqtt-ca", str(b.ca))
+        ok.wait_output(f"mqtt up: connected to mqtts://127.0.0.1:{b.port}")
+        assert ok.stop() == 0
     finally:
         b.stop()
 

@@ -6,9 +6,9 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
+from tests.waiting import TIMEOUT, until_sync
 from tuimeter.recorder import read_recording
 from tuimeter.records import read_jsonl
 
@@ -19,9 +19,17 @@ def test_simulate_record_decode_gives_the_same_readings(tmp_path: Path) -> None:
     rec, log = tmp_path / "session.rec", tmp_path / "readings.jsonl"
     proc = subprocess.Popen([*TUIMETER, "--demo", "--headless", "--record", str(rec), "--log", str(log)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(3.0)
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(10) == 0
+
+    def phase_readings() -> int:
+        return sum(r["type"] == "reading" and r["voltage_v"] is not None for r in read_jsonl(log).records) \
+            if log.exists() else 0
+
+    try:
+        until_sync(lambda: phase_readings() >= 2, what="2 readings with a voltage logged", show=phase_readings)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(TIMEOUT)
+    assert code == 0
 
     chunks = read_recording(rec.read_text())
     assert chunks is not None

@@ -7,10 +7,11 @@ import shlex
 import signal
 import subprocess
 import sys
-import time
+import threading
 from pathlib import Path
 
 from tests.tui_support import OfflineLink
+from tests.waiting import TIMEOUT, pilot_until, until_sync
 from tuimeter.core.events import ServiceChanged
 from tuimeter.tui.app import TuimeterApp
 from tuimeter.tui.widgets import StatusBar
@@ -46,14 +47,24 @@ def test_journald_lines_carry_a_priority_and_no_time_of_their_own(tmp_path: Path
         st = os.fstat(fh.fileno())
         env = {**os.environ, "JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"}
         proc = subprocess.Popen([*TUIMETER, "--demo", "--headless"], stdout=fh, stderr=subprocess.DEVNULL, env=env)
-        time.sleep(3)
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(15)
+        try:  # online, and a status line after it
+            until_sync(lambda: " kWh" in journal.read_text().partition("link online")[2],
+                       what="link online and a reading in the journal", show=journal.read_text)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(TIMEOUT)
         other = subprocess.Popen([*TUIMETER, "--demo", "--headless"], stdout=subprocess.PIPE,
                                  stderr=subprocess.DEVNULL, text=True, env=env)
-        time.sleep(3)
-        other.send_signal(signal.SIGTERM)
-        plain, _ = other.communicate(timeout=15)
+        seen: list[str] = []
+        reader = threading.Thread(target=lambda: seen.extend(other.stdout or ()), daemon=True)
+        reader.start()
+        try:
+            until_sync(lambda: any(" kWh" in ln for ln in seen), what="a reading on the pipe", show=lambda: seen)
+        finally:
+            other.send_signal(signal.SIGTERM)
+            other.wait(TIMEOUT)
+            reader.join(TIMEOUT)
+    plain = "".join(seen)
     # a child whose stdout is not journald's stream (a pipe, a file) keeps its own times
     assert plain and all(ln[2] == ":" for ln in plain.splitlines())
     lines = journal.read_text().splitlines()
@@ -67,13 +78,15 @@ async def test_header_shows_the_bridges() -> None:
     app = TuimeterApp(link, clock=link.clock)
     link.run(5)
     async with app.run_test(size=(160, 48)) as pilot:
+        def header() -> str:
+            return str(app.query_one(StatusBar).render())
+
         link.bus.publish([ServiceChanged(link.wall(), "mqtt", True, "connected")])
-        await pilot.pause(0.6)
-        assert "mqtt ✓" in str(app.query_one(StatusBar).render())
+        await pilot_until(pilot, lambda: "mqtt ✓" in header(), what="mqtt ✓ in the header", show=header)
         link.bus.publish([ServiceChanged(link.wall(), "mqtt", False, "lost the broker", "warning")])
-        await pilot.pause(0.6)
-        assert "mqtt ✗" in str(app.query_one(StatusBar).render())
-        assert any("lost the broker" in n.message for n in app._notifications)
+        await pilot_until(pilot, lambda: "mqtt ✗" in header(), what="mqtt ✗ in the header", show=header)
+        await pilot_until(pilot, lambda: any("lost the broker" in n.message for n in app._notifications),
+                          what="'lost the broker' notified")
 
 
 def test_unit_is_safe_to_run_forever(tmp_path: Path) -> None:

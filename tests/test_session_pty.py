@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from tests.waiting import TIMEOUT, until
 from tuimeter.core.commands import Command
 from tuimeter.core.events import Event, LinkChanged, LinkState, McuRestarted, Notice, ReadingUpdated
 from tuimeter.core.host import CommandRefused, HostConfig
@@ -22,15 +24,13 @@ async def open_session(port: str, **config: object) -> HostSession:
     return session
 
 
-async def wait_for(sub_events: list[Event], pred: object, timeout: float = 5.0) -> Event:
-    async def poll() -> Event:
-        while True:
-            for e in sub_events:
-                if pred(e):  # type: ignore[operator]
-                    return e
-            await asyncio.sleep(0.01)
+async def wait_for(events: list[Event], pred: Callable[[Event], object], what: str, start: int = 0) -> Event:
+    """The first event from index `start` on for which pred holds, once there is one."""
+    return await until(lambda: next((e for e in events[start:] if pred(e)), None), what=what)
 
-    return await asyncio.wait_for(poll(), timeout)
+
+def readings(events: list[Event]) -> int:
+    return sum(isinstance(e, ReadingUpdated) for e in events)
 
 
 def record(session: HostSession) -> list[Event]:
@@ -44,17 +44,17 @@ async def test_handshake_order_and_readings(server: PtyMeterServer) -> None:
     events = record(session)
     await session.start()
     try:
-        await session.wait_online(5)
-        reading = await wait_for(events, lambda e: isinstance(e, ReadingUpdated) and e.reading.voltage_v)
+        await session.wait_online(TIMEOUT)
+        reading = await wait_for(events, lambda e: isinstance(e, ReadingUpdated) and e.reading.voltage_v,
+                                 "a reading with a voltage")
         assert isinstance(reading, ReadingUpdated)
         assert 200 < (reading.reading.voltage_v or 0) < 250
         assert reading.reading.relay is True
         received = [(f.command, f.payload) for f in server.meter.frames_received]
         assert received[:7] == [(0, b""), (1, b""), (2, b""), (3, b"\x02"), (3, b"\x03"), (3, b"\x04"), (8, b"")]
         # periodic reports keep coming
-        n = sum(isinstance(e, ReadingUpdated) for e in events)
-        await asyncio.sleep(1.0)
-        assert sum(isinstance(e, ReadingUpdated) for e in events) >= n + 2
+        n = readings(events)
+        await until(lambda: readings(events) >= n + 2, what="two more readings")
     finally:
         await session.close()
 
@@ -63,7 +63,7 @@ async def test_relay_set_and_confirmed_by_meter(server: PtyMeterServer) -> None:
     session = await open_session(server.port)
     await session.start()
     try:
-        await session.wait_online(5)
+        await session.wait_online(TIMEOUT)
         message = await session.set_relay(False)
         assert "relay off (confirmed by the meter)" in message
         assert server.meter.relay is False
@@ -78,10 +78,12 @@ async def test_read_only_never_sends_relay_command(server: PtyMeterServer) -> No
     session = await open_session(server.port, read_only=True)
     await session.start()
     try:
-        await session.wait_online(5)
+        await session.wait_online(TIMEOUT)
         with pytest.raises(CommandRefused, match="read-only"):
             await session.set_relay(False)
-        await asyncio.sleep(0.2)
+        # a frame sent after the refusal: once the meter has answered it, anything sent before it has arrived
+        await session.query()
+        assert Command.DP_QUERY in [f.command for f in server.meter.frames_received]
         assert Command.DP_COMMAND not in [f.command for f in server.meter.frames_received]
         assert server.meter.relay is True
     finally:
@@ -93,21 +95,18 @@ async def test_mcu_restart_detected_and_startup_rerun(server: PtyMeterServer) ->
     events = record(session)
     await session.start()
     try:
-        await session.wait_online(5)
+        await session.wait_online(TIMEOUT)
         loop = asyncio.get_running_loop()
         server.meter.reboot(loop.time())
-        t0 = loop.time()
-        restarted = await wait_for(events, lambda e: isinstance(e, McuRestarted), 3)
+        restarted = await wait_for(events, lambda e: isinstance(e, McuRestarted), "the restart noticed")
         start = events.index(restarted)  # only what comes after the restart counts: not the first "online"
-
-        async def online_again() -> None:
-            while not any(isinstance(e, LinkChanged) and e.state is LinkState.ONLINE for e in events[start:]):
-                await asyncio.sleep(0.01)
-
-        await asyncio.wait_for(online_again(), 3)
-        assert loop.time() - t0 < 3.5  # reopen (backoff ≤ 1 s) + start-up, whose dump ends by the 2 s cap
-        # when this fast-reporting meter (every 0.3 s = the quiet gap) never pauses long enough
+        # start-up runs again: its dump ends by the 2 s cap when this fast-reporting meter (every 0.3 s =
+        # the quiet gap) never pauses long enough
+        await wait_for(events, lambda e: isinstance(e, LinkChanged) and e.state is LinkState.ONLINE,
+                       "online again after the restart", start)
         assert server.meter.reporting  # the sim was initialised again
+        n = readings(events)
+        await until(lambda: readings(events) > n, what="readings again after the restart")
     finally:
         await session.close()
 
@@ -117,18 +116,22 @@ async def test_port_vanishes_and_returns(server: PtyMeterServer) -> None:
     events = record(session)
     await session.start()
     try:
-        await session.wait_online(5)
+        await session.wait_online(TIMEOUT)
         server.vanish()
-        await wait_for(events, lambda e: isinstance(e, LinkChanged) and e.state is LinkState.RECONNECTING, 3)
-        await asyncio.sleep(1.5)  # stays away a while; reopen attempts fail quietly meanwhile
-        loop = asyncio.get_running_loop()
+        await wait_for(events, lambda e: isinstance(e, LinkChanged) and e.state is LinkState.RECONNECTING,
+                       "reconnecting after the unplug")
+        # the behaviour under test, not a wait for something: the port stays away a while (several reopen
+        # attempts, with backoff up to 1 s), which fail quietly meanwhile
+        await asyncio.sleep(1.5)
+        assert session.link is LinkState.RECONNECTING
         server.restore()
-        t0 = loop.time()
-        await session.wait_online(3)
-        assert loop.time() - t0 < 3.5  # reopen (backoff ≤ 1 s) + start-up, whose dump ends by the 2 s cap
-        # when this fast-reporting meter (every 0.3 s = the quiet gap) never pauses long enough
+        # reopened (backoff ≤ 1 s), then start-up, whose dump ends by the 2 s cap when this fast-reporting
+        # meter (every 0.3 s = the quiet gap) never pauses long enough
+        await session.wait_online(TIMEOUT)
         assert session.reconnects == 1
         assert any(isinstance(e, Notice) and "back" in e.text for e in events)
+        n = readings(events)
+        await until(lambda: readings(events) > n, what="readings again after the replug")
     finally:
         await session.close()
 
@@ -136,16 +139,21 @@ async def test_port_vanishes_and_returns(server: PtyMeterServer) -> None:
 async def test_no_leaked_file_descriptors_over_unplug_cycles(server: PtyMeterServer) -> None:
     session = await open_session(server.port)
     await session.start()
+
+    def open_fds() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
     try:
-        await session.wait_online(5)
-        fds_before = len(os.listdir("/proc/self/fd"))
+        await session.wait_online(TIMEOUT)
+        fds_before = open_fds()
         for _ in range(10):
             server.vanish()
-            await asyncio.sleep(0.05)
+            await until(lambda: session.link is LinkState.RECONNECTING, what="the unplug noticed")
             server.restore()
-            await session.wait_online(3)
-        await asyncio.sleep(0.1)
-        assert len(os.listdir("/proc/self/fd")) <= fds_before
+            await session.wait_online(TIMEOUT)
+        # closed ports go away as the loop gets to them: no leak stays
+        await until(lambda: open_fds() <= fds_before, what=f"no more than the {fds_before} fds open before",
+                    show=open_fds)
     finally:
         await session.close()
 
@@ -163,7 +171,7 @@ async def test_silent_port_gives_wiring_hint(tmp_path: Path) -> None:
         events = record(session)
         await session.start()
         os.write(master, b"\xf0\x0f" * 20)  # what a wrong baud rate looks like
-        note = await wait_for(events, lambda e: isinstance(e, Notice) and e.level == "warning", 2)
+        note = await wait_for(events, lambda e: isinstance(e, Notice) and e.level == "warning", "the hint")
         assert isinstance(note, Notice) and "--baud 115200" in note.text
         await session.close()
     finally:
@@ -182,7 +190,7 @@ async def test_socket_url_to_a_tcp_serial_server() -> None:
                 meter.tick(loop.time())
                 if data := meter.data_to_send():
                     writer.write(data)
-                await asyncio.sleep(0.02)
+                await asyncio.sleep(0.02)  # the serial server's own pace, as ser2net's polling would be
 
         out = asyncio.create_task(pump_out())
         try:
@@ -197,7 +205,7 @@ async def test_socket_url_to_a_tcp_serial_server() -> None:
     session = await open_session(f"socket://127.0.0.1:{port}")
     try:
         await session.start()
-        await session.wait_online(5)
+        await session.wait_online(TIMEOUT)
         assert "confirmed" in await session.set_relay(False)
         assert meter.relay is False
     finally:
@@ -211,7 +219,7 @@ async def test_spy_url_traces_both_directions(server: PtyMeterServer, tmp_path: 
     session = await open_session(f"spy://{server.path}?file={trace}")
     await session.start()
     try:
-        await session.wait_online(5)
+        await session.wait_online(TIMEOUT)
     finally:
         await session.close()
     text = trace.read_text()

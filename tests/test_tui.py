@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
+import os
+import re
+import signal
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from textual.command import CommandList, CommandPalette
 from textual.pilot import Pilot
 from textual.widgets import Digits, Label, Log
 
 from tests.tui_support import OfflineLink
+from tests.waiting import pilot_until
 from tuimeter.core.commands import Command
 from tuimeter.core.events import ReadingUpdated
 from tuimeter.core.host import HostConfig
@@ -32,14 +35,6 @@ async def make_app(server: PtyMeterServer, tmp_path: Path, read_only: bool = Fal
     return app
 
 
-async def until(pilot: Pilot[int], pred: Callable[[], bool], timeout: float = 5.0) -> None:
-    for _ in range(int(timeout / 0.05)):
-        if pred():
-            return
-        await pilot.pause(0.05)
-    raise AssertionError("condition not met in time")
-
-
 def text_of(widget: object) -> str:
     return str(widget.render())  # type: ignore[attr-defined]
 
@@ -48,10 +43,25 @@ def sent_commands(server: PtyMeterServer, cmd: int) -> int:
     return sum(f.command == cmd for f in server.meter.frames_received)
 
 
+def frames_counted(app: TuimeterApp) -> int:
+    """The frames-in count the header shows (it is redrawn every 0.5 s)."""
+    found = re.search(r"⇣(\d+)", text_of(app.query_one(StatusBar)))
+    return int(found.group(1)) if found else 0
+
+
+async def screen_goes_on(pilot: Pilot[int], app: TuimeterApp, frames: int = 3) -> None:
+    """Wait until the header counts `frames` more frames than came in so far: the meter went on talking
+    and the screen on redrawing (the positive marker for a check that something did not change)."""
+    n = app.link.machine.frames_in
+    await pilot_until(pilot, lambda: frames_counted(app) >= n + frames, what=f"the header counting {frames} more "
+                      "frames", show=lambda: text_of(app.query_one(StatusBar)))
+
+
 async def test_panels_show_the_meters_values(server: PtyMeterServer, tmp_path: Path) -> None:
     app = await make_app(server, tmp_path)
     async with app.run_test(size=(160, 48)) as pilot:
-        await until(pilot, lambda: app.model.reading is not None and app.model.reading.voltage_v is not None)
+        await pilot_until(pilot, lambda: app.model.reading is not None and app.model.reading.voltage_v is not None,
+                          what="a reading with a voltage")
 
         def shows_meter_values() -> bool:  # the meter reports every 0.3 s; the screen follows within 0.1 s
             r = app.link.machine.meter.reading(app.link.machine.wall_time())
@@ -61,8 +71,8 @@ async def test_panels_show_the_meters_values(server: PtyMeterServer, tmp_path: P
                     and app.query_one("#metric-energy .digits", Digits).value == f"{r.energy_kwh:.2f}"
                     and app.query_one("#metric-leakage .digits", Digits).value == f"{r.leakage_ma:.0f}")
 
-        await until(pilot, shows_meter_values)
-        await until(pilot, lambda: "online" in text_of(app.query_one(StatusBar)))
+        await pilot_until(pilot, shows_meter_values)
+        await pilot_until(pilot, lambda: "online" in text_of(app.query_one(StatusBar)), what="online in the header")
         assert text_of(app.query_one(RelayPanel)).startswith("ON")
         assert text_of(app.query_one(FaultsPanel)) == "none"
         device = text_of(app.query_one(DevicePanel))
@@ -75,7 +85,8 @@ async def test_panels_show_the_meters_values(server: PtyMeterServer, tmp_path: P
 async def test_relay_toggle_asks_then_round_trips(server: PtyMeterServer, tmp_path: Path) -> None:
     app = await make_app(server, tmp_path)
     async with app.run_test(size=(160, 48)) as pilot:
-        await until(pilot, lambda: app.model.relay is True and app.link.machine.phase == "running")
+        await pilot_until(pilot, lambda: app.model.relay is True and app.link.machine.phase == "running",
+                          what="running, relay on")
         await pilot.press("r")
         assert isinstance(app.screen, ConfirmRelay)
         await pilot.press("enter")  # Cancel has the focus: a stray Enter never switches mains
@@ -84,21 +95,25 @@ async def test_relay_toggle_asks_then_round_trips(server: PtyMeterServer, tmp_pa
         await pilot.press("r")
         await pilot.click("#off")
         await pilot.press("r")  # a second press while the first awaits confirmation sends nothing
-        await until(pilot, lambda: server.meter.relay is False and app.model.relay is False)
-        await pilot.pause(0.2)
-        assert text_of(app.query_one(RelayPanel)).startswith("OFF")
+        await pilot_until(pilot, lambda: server.meter.relay is False and app.model.relay is False,
+                          what="the relay off")
+        await pilot_until(pilot, lambda: text_of(app.query_one(RelayPanel)).startswith("OFF"),
+                          what="OFF on the relay panel", show=lambda: text_of(app.query_one(RelayPanel)))
         assert "confirmed by the meter" in text_of(app.query_one(RelayPanel))
+        await pilot_until(pilot, lambda: app.query_one("#metric-power .digits", Digits).value == "0",
+                          what="0 W shown", show=lambda: app.query_one("#metric-power .digits", Digits).value)
+        await screen_goes_on(pilot, app)  # a second command would have gone out by now
         assert sent_commands(server, Command.DP_COMMAND) == 1
-        assert app.query_one("#metric-power .digits", Digits).value == "0"
     await app.link.close()  # type: ignore[attr-defined]
 
 
 async def test_read_only_refuses_the_toggle(server: PtyMeterServer, tmp_path: Path) -> None:
     app = await make_app(server, tmp_path, read_only=True)
     async with app.run_test(size=(160, 48)) as pilot:
-        await until(pilot, lambda: app.model.relay is True)
+        await pilot_until(pilot, lambda: app.model.relay is True, what="relay on")
         await pilot.press("r")
-        await pilot.pause(0.2)
+        await pilot_until(pilot, lambda: any("relay commands are disabled" in n.message for n in app._notifications),
+                          what="the read-only notification")
         assert not isinstance(app.screen, ConfirmRelay)
         assert "read-only" in text_of(app.query_one(RelayPanel))
         assert "read-only" in text_of(app.query_one(StatusBar)).lower()
@@ -109,13 +124,13 @@ async def test_read_only_refuses_the_toggle(server: PtyMeterServer, tmp_path: Pa
 async def test_query_fills_the_device_panel(server: PtyMeterServer, tmp_path: Path) -> None:
     app = await make_app(server, tmp_path)
     async with app.run_test(size=(160, 48)) as pilot:
-        await until(pilot, lambda: "50 mA" in text_of(app.query_one(DevicePanel)))
-        await until(pilot, lambda: app.link.machine.phase == "running")  # a query waits for start-up
+        await pilot_until(pilot, lambda: "50 mA" in text_of(app.query_one(DevicePanel)), what="50 mA on the panel")
+        await pilot_until(pilot, lambda: app.link.machine.phase == "running", what="running")  # a query waits
         server.meter.values[104] = 30  # changed on the meter, not reported until asked
-        await pilot.pause(0.5)
-        assert "30 mA" not in text_of(app.query_one(DevicePanel))
+        await screen_goes_on(pilot, app)  # reports came in and the screen redrew ...
+        assert "30 mA" not in text_of(app.query_one(DevicePanel))  # ... without it
         await pilot.press("u")
-        await until(pilot, lambda: "30 mA" in text_of(app.query_one(DevicePanel)))
+        await pilot_until(pilot, lambda: "30 mA" in text_of(app.query_one(DevicePanel)), what="30 mA after the query")
         assert sent_commands(server, Command.DP_QUERY) == 2  # start-up's, and ours
     await app.link.close()  # type: ignore[attr-defined]
 
@@ -124,27 +139,28 @@ async def test_log_pause_filter_and_save(server: PtyMeterServer, tmp_path: Path)
     app = await make_app(server, tmp_path)
     async with app.run_test(size=(160, 48)) as pilot:
         log = app.query_one(Log)
-        await until(pilot, lambda: log.line_count > 20)
+        await pilot_until(pilot, lambda: log.line_count > 20, what="20 lines in the frame log")
         await pilot.press("p")
         assert "PAUSED" in str(log.border_title)
         paused_at = log.line_count
-        await pilot.pause(1.0)
-        assert log.line_count == paused_at
+        await screen_goes_on(pilot, app, 5)  # frames came in, the screen redrew ...
+        assert log.line_count == paused_at  # ... and the paused log stood still
         await pilot.press("p")
-        await until(pilot, lambda: log.line_count > paused_at)
+        await pilot_until(pilot, lambda: log.line_count > paused_at, what="the log moving again")
         await pilot.press("f")  # no heartbeats
         assert "no heartbeats" in str(log.border_title)
         assert not any("→ heartbeat" in line or "← heartbeat" in line for line in log.lines)
         assert any("dp report" in line for line in log.lines)
         await pilot.press("s")
-        await pilot.pause(0.1)
+        await pilot_until(pilot, lambda: any("frame log saved" in n.message for n in app._notifications),
+                          what="the frame log saved")
         (saved,) = tmp_path.glob("tuimeter-frames-*.log")
         text = saved.read_text()
         assert "→ heartbeat  | 55 AA 00 00 00 00 FF" in text  # the saved log is the full one
         assert "dp report: dp 6 phase_a" in text
+        before = set(log.lines)
         await pilot.press("c")
-        await pilot.pause(0.05)
-        assert log.line_count <= 2
+        assert not before & set(log.lines)  # the lines shown are gone (new ones may have come since)
     await app.link.close()  # type: ignore[attr-defined]
 
 
@@ -152,11 +168,11 @@ async def test_link_loss_and_recovery_show(server: PtyMeterServer, tmp_path: Pat
     app = await make_app(server, tmp_path)
     async with app.run_test(size=(160, 48)) as pilot:
         status = app.query_one(StatusBar)
-        await until(pilot, lambda: "online" in text_of(status))
+        await pilot_until(pilot, lambda: "online" in text_of(status), what="online in the header")
         server.vanish()
-        await until(pilot, lambda: "reconnecting" in text_of(status))
+        await pilot_until(pilot, lambda: "reconnecting" in text_of(status), what="reconnecting in the header")
         server.restore()
-        await until(pilot, lambda: "online" in text_of(status))
+        await pilot_until(pilot, lambda: "online" in text_of(status), what="online in the header again")
         lines = "\n".join(app.query_one(Log).lines)
         assert "link reconnecting" in lines and "is back" in lines
     await app.link.close()  # type: ignore[attr-defined]
@@ -186,9 +202,9 @@ async def test_broken_theme_file_falls_back_with_a_notice(tmp_path: Path, text: 
     bad.write_text(text)
     app = TuimeterApp(OfflineLink(), theme_choice=str(bad))
     async with app.run_test(size=(100, 30), notifications=True) as pilot:
-        await pilot.pause(0.1)
+        await pilot_until(pilot, lambda: any(named in n.message for n in app._notifications),
+                          what=f"a notification naming {named}")
         assert app.theme == "tuimeter-dark"
-        assert any(named in n.message for n in app._notifications)
 
 
 async def test_stale_values_and_leakage_near_threshold_stand_out() -> None:
@@ -196,23 +212,24 @@ async def test_stale_values_and_leakage_near_threshold_stand_out() -> None:
     app = TuimeterApp(link, clock=link.clock)
     link.run(10)
     async with app.run_test(size=(160, 48)) as pilot:
-        await pilot.pause(0.2)
         panel = app.query_one("#metric-voltage")
+        await pilot_until(pilot, lambda: app.query_one("#metric-voltage .digits", Digits).value, what="a voltage")
         assert not panel.has_class("stale")
         link.sim.reporting = False  # the meter goes quiet
         link.run(45)
-        await pilot.pause(0.3)
-        assert panel.has_class("stale") and "stale" in str(panel.border_title)
+        await pilot_until(pilot, lambda: panel.has_class("stale"), what="the voltage panel stale")
+        assert "stale" in str(panel.border_title)
         link.sim.reporting = True
         link.sim.values[104] = 30  # trip at 30 mA
         link.sim.house.next_leak_fault = float("inf")  # and no random earth fault now
         await link.query()
         link.sim.house.leak_spike_ma, link.sim.house.leak_spike_until = 21.0, 1e12  # ~25 mA: near, not over
         link.run(3)
-        await pilot.pause(0.3)
         leak = app.query_one("#metric-leakage")
+        await pilot_until(pilot, lambda: leak.has_class("near"), what="leakage near the trip level",
+                          show=lambda: (leak.classes, leak.border_title))
         assert link.sim.relay is True
-        assert leak.has_class("near") and "near trip level" in str(leak.border_title)
+        assert "near trip level" in str(leak.border_title)
 
 
 def test_leakage_level() -> None:
@@ -230,11 +247,12 @@ async def test_new_fault_raises_a_notification() -> None:
         link.sim.values[104] = 1  # any leakage trips it now
         await link.query()
         link.run(3)
-        await pilot.pause(0.3)
-        assert "leakagecurr_alarm" in text_of(app.query_one(FaultsPanel))
+        await pilot_until(pilot, lambda: "leakagecurr_alarm" in text_of(app.query_one(FaultsPanel)),
+                          what="the fault on the faults panel", show=lambda: text_of(app.query_one(FaultsPanel)))
         assert text_of(app.query_one(RelayPanel)).startswith("OFF")
         # a notification is a message the app handles after the redraw that posted it
-        await until(pilot, lambda: any("fault: leakagecurr_alarm" in n.message for n in app._notifications), 3)
+        await pilot_until(pilot, lambda: any("fault: leakagecurr_alarm" in n.message for n in app._notifications),
+                          what="the fault notified")
 
 
 async def test_keeps_up_with_50_frames_a_second(tmp_path: Path) -> None:
@@ -242,46 +260,64 @@ async def test_keeps_up_with_50_frames_a_second(tmp_path: Path) -> None:
     link = tmp_path / "ttyFAST"
     sim = subprocess.Popen([sys.executable, "-m", "tuimeter", "simulate", "--link", str(link), "--period", "0.02"],
                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    assert sim.stdout is not None and sim.stdout.readline()
-    session = HostSession(SessionOptions(port=str(link)), load_profile(), HostConfig())
-    app = TuimeterApp(session, save_dir=tmp_path)
-    await session.start()
-    loop = asyncio.get_running_loop()
-    reports: list[tuple[float, float]] = []
+    session: HostSession | None = None
+    try:
+        assert sim.stdout is not None and sim.stdout.readline()
+        session = HostSession(SessionOptions(port=str(link)), load_profile(), HostConfig())
+        app = TuimeterApp(session, save_dir=tmp_path)
+        await session.start()
+        reports: list[float] = []
 
-    def record(ev: object) -> None:
-        if isinstance(ev, ReadingUpdated) and "voltage" in ev.roles and ev.reading.voltage_v is not None:
-            reports.append((loop.time(), ev.reading.voltage_v))
+        def record(ev: object) -> None:
+            if isinstance(ev, ReadingUpdated) and "voltage" in ev.roles and ev.reading.voltage_v is not None:
+                reports.append(ev.reading.voltage_v)
 
-    app.link.bus.add_listener(record)
-    async with app.run_test(size=(160, 48)) as pilot:
-        m = app.link.machine
-        await until(pilot, lambda: m.phase == "running")
-        start, t0 = m.frames_in, asyncio.get_running_loop().time()
-        lags = []
-        for _ in range(20):  # the screen follows the meter: the digits show a value at most 0.2 s old
-            await pilot.pause(0.1)
-            recent = [f"{v:.1f}" for t, v in reports if loop.time() - t <= 0.25]
-            lags.append(app.query_one("#metric-voltage .digits", Digits).value in recent)
-        rate = (m.frames_in - start) / (asyncio.get_running_loop().time() - t0)
-        assert rate >= 45, f"only {rate:.0f} frames/s got through"
-        assert sum(lags) >= 18
-        assert app.query_one(Log).line_count >= 100
-    await session.close()
-    sim.terminate()
-    sim.wait(5)
+        app.link.bus.add_listener(record)
+        async with app.run_test(size=(160, 48)) as pilot:
+            m = app.link.machine
+            digits = app.query_one("#metric-voltage .digits", Digits)
+            await pilot_until(pilot, lambda: m.phase == "running", what="start-up done")
+            start, shown = m.frames_in, set()
 
+            def streamed() -> bool:
+                if digits.value:
+                    shown.add(digits.value)
+                return m.frames_in - start >= 250
+
+            # the stream flows through, however long 250 frames take here, and the digits follow it
+            await pilot_until(pilot, streamed, what="250 frames in", show=lambda: m.frames_in - start)
+            assert len(shown) >= 3, shown
+            os.kill(sim.pid, signal.SIGSTOP)  # the meter stops sending (its port stays open)
+            # what the screen shows after the stream is the newest reading, not one it fell behind on
+            await pilot_until(pilot, lambda: digits.value == f"{reports[-1]:.1f}", what="the newest voltage shown",
+                              show=lambda: (digits.value, reports[-3:]))
+            assert m.parser.stats.bytes_skipped == 0 and m.parser.stats.errors == 0  # nothing lost on the way
+            assert app.query_one(Log).line_count >= 100
+    finally:
+        if session is not None:
+            await session.close()
+        os.kill(sim.pid, signal.SIGCONT)
+        sim.terminate()
+        sim.wait(10)
 
 
 async def test_command_palette_offers_the_actions(server: PtyMeterServer, tmp_path: Path) -> None:
     app = await make_app(server, tmp_path)
     async with app.run_test(size=(120, 36)) as pilot:
-        await until(pilot, lambda: app.link.machine.phase == "running")
+        await pilot_until(pilot, lambda: app.link.machine.phase == "running", what="running")
         await pilot.press("ctrl+p")
         await pilot.press(*"Query status")
-        await pilot.pause(0.3)
+
+        def offered() -> bool:  # the palette searches in the background, then highlights the best hit
+            if not isinstance(app.screen, CommandPalette):
+                return False
+            hits = app.screen.query_one(CommandList)
+            return hits.highlighted is not None and "Query status" in str(
+                hits.get_option_at_index(hits.highlighted).prompt)
+
+        await pilot_until(pilot, offered, what="Query status offered")
         await pilot.press("enter")
-        await until(pilot, lambda: sent_commands(server, Command.DP_QUERY) == 2)
+        await pilot_until(pilot, lambda: sent_commands(server, Command.DP_QUERY) == 2, what="the query sent")
     await app.link.close()  # type: ignore[attr-defined]
 
 
@@ -290,17 +326,16 @@ async def test_resizing_switches_between_large_digits_and_compact() -> None:
     app = TuimeterApp(link, clock=link.clock)
     link.run(10)
     async with app.run_test(size=(160, 48)) as pilot:
-        await pilot.pause(0.2)
+        await pilot_until(pilot, lambda: app.query_one("#metric-voltage .digits", Digits).value, what="a voltage")
         assert not app.screen.has_class("compact")
         assert app.query_one("#metric-voltage .reading").display
         await pilot.resize_terminal(80, 24)
-        await pilot.pause(0.3)
-        assert app.screen.has_class("compact")
-        assert not app.query_one("#metric-voltage .reading").display
+        await pilot_until(pilot, lambda: app.screen.has_class("compact"), what="the compact layout")
+        await pilot_until(pilot, lambda: not app.query_one("#metric-voltage .reading").display,
+                          what="the large digits hidden")
         assert app.query_one("#metric-voltage .value-text", Label).display
         await pilot.resize_terminal(160, 48)
-        await pilot.pause(0.3)
-        assert not app.screen.has_class("compact")
+        await pilot_until(pilot, lambda: not app.screen.has_class("compact"), what="the large layout again")
 
 
 async def test_meter_text_is_never_read_as_markup() -> None:
@@ -309,8 +344,8 @@ async def test_meter_text_is_never_read_as_markup() -> None:
     app = TuimeterApp(link, clock=link.clock)
     link.run(10)
     async with app.run_test(size=(160, 48)) as pilot:
-        await pilot.pause(0.3)
-        assert "FSE-[/]1[red]x" in text_of(app.query_one(DevicePanel))
+        await pilot_until(pilot, lambda: "FSE-[/]1[red]x" in text_of(app.query_one(DevicePanel)),
+                          what="the breaker id as text", show=lambda: text_of(app.query_one(DevicePanel)))
 
 
 async def test_switching_shown_until_confirmed_and_failure_notified() -> None:
@@ -319,12 +354,13 @@ async def test_switching_shown_until_confirmed_and_failure_notified() -> None:
     app = TuimeterApp(link, clock=link.clock)
     link.run(10)
     async with app.run_test(size=(160, 48), notifications=True) as pilot:
-        await pilot.pause(0.2)
+        await pilot_until(pilot, lambda: app.model.relay is True, what="relay on")
         await pilot.press("r")
+        await pilot_until(pilot, lambda: isinstance(app.screen, ConfirmRelay), what="the confirmation")
         await pilot.click("#off")
-        await pilot.pause(0.05)
         # OfflineLink answers set_relay only after stepping its clock; meanwhile the panel says so
-        await until(pilot, lambda: not app.model.relay_pending and app.model.relay is None, 10)
+        await pilot_until(pilot, lambda: not app.model.relay_pending and app.model.relay is None,
+                          what="the relay unknown, nothing pending")
         assert text_of(app.query_one(RelayPanel)).startswith("unknown")
         assert any("did not confirm" in n.message for n in app._notifications)
 

@@ -6,9 +6,13 @@ from typing import Any
 
 import pytest
 from textual.pilot import Pilot
+from textual.widgets import DataTable
 
 from tests.tui_support import OfflineLink
+from tests.waiting import pilot_until
 from tuimeter.tui.app import TuimeterApp
+from tuimeter.tui.discovery import DiscoveryScreen
+from tuimeter.tui.widgets import FrameLog
 
 
 def seeded_app() -> TuimeterApp:
@@ -19,9 +23,15 @@ def seeded_app() -> TuimeterApp:
 
 
 async def settle(pilot: Pilot[int]) -> None:
-    """Let every timer fire and the log's size worker finish, so the picture does not depend on load."""
-    await pilot.pause(0.6)
-    await pilot.app.workers.wait_for_complete()
+    """Wait until the screen shows what the model holds: the panels are drawn at mount, the frame log on
+    its first 0.5 s tick (however late that comes here); then workers done and the app idle, so the
+    picture does not depend on load."""
+    app = pilot.app
+    assert isinstance(app, TuimeterApp)
+    log = app.query_one(FrameLog)
+    await pilot_until(pilot, lambda: not app.model.new_lines and log.line_count > 0 and not app.model.dirty,
+                      what="the frame log and panels drawn")
+    await app.workers.wait_for_complete()
     await pilot.pause()
 
 
@@ -37,6 +47,8 @@ def test_relay_confirmation(snap_compare: Any) -> None:
 def test_discovery_view(snap_compare: Any) -> None:
     async def open_discovery(pilot: Pilot[int]) -> None:
         await pilot.press("d")
+        await pilot_until(pilot, lambda: isinstance(pilot.app.screen, DiscoveryScreen)
+                          and pilot.app.screen.query_one(DataTable).row_count > 0, what="the discovery table")
         await settle(pilot)
 
     assert snap_compare(seeded_app(), terminal_size=(140, 30), run_before=open_discovery)

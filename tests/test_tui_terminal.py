@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.waiting import until_sync
 
 if shutil.which("tmux") is None:
     if os.environ.get("CI"):
@@ -30,14 +32,37 @@ class Tmux:
     def screen(self) -> str:
         return self("capture-pane", "-p", "-t", "demo")
 
-    def wait_for(self, text: str, timeout: float = 15.0) -> str:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
+    def wait_for(self, text: str) -> str:
+        """The screen, once `text` is on it."""
+        def showing() -> str:
             screen = self.screen()
-            if text in screen:
-                return screen
-            time.sleep(0.2)
-        raise AssertionError(f"{text!r} never appeared; the screen:\n{self.screen()}")
+            return screen if text in screen else ""
+
+        return until_sync(showing, what=f"{text!r} on the screen", show=self.screen, interval=0.2)
+
+    def wait_gone(self, text: str) -> None:
+        until_sync(lambda: text not in self.screen(), what=f"{text!r} gone from the screen", show=self.screen,
+                   interval=0.2)
+
+    def focused(self, label: str) -> bool:
+        """Whether the button labelled `label` has the focus: Textual draws its label in reverse video."""
+        styled = self("capture-pane", "-p", "-e", "-t", "demo")
+        found = re.search(r"((?:\x1b\[[0-9;]*m)+) " + re.escape(label) + " ", styled)
+        return found is not None and any(reverse(sgr) for sgr in re.findall(r"\x1b\[([0-9;]*)m", found.group(1)))
+
+
+def reverse(sgr: str) -> bool:
+    """Whether an SGR sequence's parameters (e.g. "1;7", "38;5;224") switch reverse video on."""
+    params = [int(p or 0) for p in sgr.split(";")]
+    i = 0
+    while i < len(params):
+        if params[i] in (38, 48, 58):  # a colour: 5;n or 2;r;g;b follow, not attributes
+            i += 3 if params[i + 1:i + 2] == [5] else 5
+            continue
+        if params[i] == 7:
+            return True
+        i += 1
+    return False
 
 
 @pytest.fixture
@@ -60,12 +85,12 @@ def test_demo_in_a_real_terminal(tmux: Tmux) -> None:
     tmux("send-keys", "-t", "demo", "?")
     tmux.wait_for("toggle the relay")
     tmux("send-keys", "-t", "demo", "Escape")
-    time.sleep(0.5)  # a key right after ESC would read as Alt+key
-    assert "toggle the relay" not in tmux.screen()
+    tmux.wait_gone("toggle the relay")  # ESC read on its own (a key sent right after it would read as Alt+key)
     tmux("send-keys", "-t", "demo", "r")
     tmux.wait_for("This switches mains power")
+    assert tmux.focused("Cancel") and not tmux.focused("Switch OFF")  # a stray Enter never switches mains
     tmux("send-keys", "-t", "demo", "Tab")  # from Cancel to Switch OFF
-    time.sleep(0.2)
+    until_sync(lambda: tmux.focused("Switch OFF"), what="the focus on Switch OFF", show=tmux.screen)
     tmux("send-keys", "-t", "demo", "Enter")  # presses the focused button
     tmux.wait_for("relay off (confirmed by the meter)")
     screen = tmux.wait_for("OFF")
@@ -79,7 +104,4 @@ def test_app_exits_when_the_terminal_goes_away(tmux: Tmux) -> None:
     demo = subprocess.run(["pgrep", "-P", pid, "-f", "tuimeter"], capture_output=True, text=True).stdout.split()
     assert demo, "the demo process was not found"
     tmux("kill-server")  # like an SSH connection dropping: the terminal hangs up
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and Path(f"/proc/{demo[0]}").exists():
-        time.sleep(0.1)
-    assert not Path(f"/proc/{demo[0]}").exists(), "tuimeter kept running after its terminal went away"
+    until_sync(lambda: not Path(f"/proc/{demo[0]}").exists(), what="tuimeter to exit after its terminal went away")
