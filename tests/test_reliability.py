@@ -18,7 +18,7 @@ from tuimeter.core.commands import Command
 from tuimeter.core.datapoints import decode_datapoints
 from tuimeter.core.events import Event, FrameLogged, LinkChanged, LinkState, ReadingUpdated
 from tuimeter.core.host import HostConfig
-from tuimeter.core.profile import load_profile
+from tuimeter.core.profile import load_profile, shipped_profiles
 from tuimeter.host.session import CommandFailed, HostSession, SessionOptions
 from tuimeter.records import read_csv, read_jsonl
 from tuimeter.sim.faults import FaultPlan
@@ -51,7 +51,7 @@ async def connect(server: PtyMeterServer, stack: list[object], reconnect_min: fl
                   auto_profile: bool = False, **config: object) -> tuple[HostSession, list[Event]]:
     options = SessionOptions(port=server.port, reconnect_min=reconnect_min)
     session = HostSession(options, load_profile(), HostConfig(**config),  # type: ignore[arg-type]
-                          auto_profile=auto_profile)
+                          candidates=[load_profile(n) for n in shipped_profiles()] if auto_profile else ())
     events: list[Event] = []
     session.bus.add_listener(events.append)
     await session.start()
@@ -219,13 +219,13 @@ async def test_eight_byte_variant_with_dp15_leakage(tmp_path: Path, stack: list[
     await session.wait_online(TIMEOUT)
     await until(lambda: any(isinstance(e, ReadingUpdated) and "leakage" in e.roles and "voltage" in e.roles
                             for e in events), what="a reading with voltage and leakage")
-    r = session.machine.meter.reading(session.machine.wall_time())
+    r = session.reading()
     assert r.voltage_v is not None and r.leakage_ma is not None
     phase = session.machine.meter.dps[6]
     assert len(phase.raw) == 8 and 15 in session.machine.meter.dps
     # the profile was picked from the product id, and it reads the alarm-set records
-    assert session.machine.profile.name == "tompd-63"
-    assert session.machine.meter.values["alarm_set_2.over_voltage"] == "trip at 245 V"
+    assert session.status().profile.name == "tompd-63"
+    assert session.values()["alarm_set_2.over_voltage"] == "trip at 245 V"
 
 
 async def test_unconfirmed_relay_command_fails_once_and_state_is_unknown(tmp_path: Path,
@@ -236,7 +236,7 @@ async def test_unconfirmed_relay_command_fails_once_and_state_is_unknown(tmp_pat
     await session.wait_online(TIMEOUT)
     with pytest.raises(CommandFailed, match="did not confirm"):
         await session.set_relay(False)
-    assert session.machine.meter.reading(session.machine.wall_time()).relay is None
+    assert session.reading().relay is None
     await readings_go_on(events, 4)  # the host carries on a while (a retry would have gone out by now) ...
     assert [f.command for f in server.meter.frames_received].count(Command.DP_COMMAND) == 1  # ... none did
 

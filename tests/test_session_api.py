@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from tests.waiting import until
 from tuimeter import logs
 from tuimeter.core.events import Event, LinkChanged, LinkState, Notice, ReadingUpdated
 from tuimeter.core.host import HostConfig
@@ -21,15 +22,6 @@ from tuimeter.host.session import HostSession, SessionOptions
 from tuimeter.sim.pty_server import PtyMeterServer
 
 T = datetime(2026, 12, 1, tzinfo=UTC)
-
-
-async def until(pred: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not pred():
-        if loop.time() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 @pytest.fixture
@@ -96,13 +88,13 @@ async def test_an_unexpected_error_while_reopening_the_port_is_reported_and_retr
 
         monkeypatch.setattr(session_module, "open_link", flaky_open)
         server.vanish()
-        await until(lambda: failures == 0, "two failed reopen attempts")
+        await until(lambda: failures == 0, what="two failed reopen attempts")
         server.restore()
-        await until(lambda: session.status().online and session.reconnects == 1, "the session online again")
+        await until(lambda: session.status().online and session.reconnects == 1, what="the session online again")
         errors = [e for e in events if isinstance(e, Notice) and e.level == "error"]
         assert errors and "something nobody expected" in errors[0].text and "retrying" in errors[0].text
         n = sum(isinstance(e, ReadingUpdated) for e in events)
-        await until(lambda: sum(isinstance(e, ReadingUpdated) for e in events) > n, "readings after the reopen")
+        await until(lambda: sum(isinstance(e, ReadingUpdated) for e in events) > n, what="readings after the reopen")
     finally:
         await session.close()
 
@@ -124,11 +116,11 @@ async def test_an_internal_error_keeps_its_traceback_in_the_debug_log_and_says_w
             raise ValueError("decoder bug")
 
         monkeypatch.setattr(session.machine, "receive", receive_once_broken)
-        await until(lambda: any(isinstance(e, Notice) and e.level == "error" for e in events), "the error notice")
+        await until(lambda: any(isinstance(e, Notice) and e.level == "error" for e in events), what="the error notice")
         (notice,) = [e for e in events if isinstance(e, Notice) and e.level == "error"]
         assert "decoder bug" in notice.text and str(log_file) in notice.text  # type: ignore[union-attr]
         n = sum(isinstance(e, ReadingUpdated) for e in events)
-        await until(lambda: sum(isinstance(e, ReadingUpdated) for e in events) > n, "readings after the error")
+        await until(lambda: sum(isinstance(e, ReadingUpdated) for e in events) > n, what="readings after the error")
     finally:
         await session.close()
     text = log_file.read_text()

@@ -67,7 +67,7 @@ async def test_relay_set_and_confirmed_by_meter(server: PtyMeterServer) -> None:
         message = await session.set_relay(False)
         assert "relay off (confirmed by the meter)" in message
         assert server.meter.relay is False
-        assert session.machine.meter.reading(session.machine.wall_time()).power_w == 0
+        assert session.reading().power_w == 0
         assert "confirmed" in await session.set_relay(True)
         assert server.meter.relay is True
     finally:

@@ -3,26 +3,16 @@ after a discovery edit re-reads every datapoint, and the next toggle offers both
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from textual.pilot import Pilot
 from textual.widgets import Button, DataTable
 
 from tests.test_discovery import answer
 from tests.tui_support import OfflineLink
+from tests.waiting import pilot_until
 from tuimeter.core.commands import Command
 from tuimeter.sim.faults import FaultPlan
 from tuimeter.tui.app import TuimeterApp
 from tuimeter.tui.discovery import DiscoveryScreen
 from tuimeter.tui.widgets import ConfirmRelay, RelayPanel
-
-
-async def until(pilot: Pilot[int], pred: Callable[[], bool], timeout: float = 30.0) -> None:
-    for _ in range(int(timeout / 0.05)):
-        if pred():
-            return
-        await pilot.pause(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def relay_commands(link: OfflineLink) -> int:
@@ -35,29 +25,29 @@ async def test_an_unconfirmed_relay_stays_unknown_after_a_discovery_edit_and_the
     app = TuimeterApp(link, clock=link.clock)
     link.run(10)
     async with app.run_test(size=(160, 48)) as pilot:
-        await until(pilot, lambda: app.model.relay is True)
+        await pilot_until(pilot, lambda: app.model.relay is True)
         await pilot.press("r")
         await pilot.click("#off")
-        await until(pilot, lambda: not app.model.relay_pending and app.model.relay is None)
+        await pilot_until(pilot, lambda: not app.model.relay_pending and app.model.relay is None)
         assert relay_commands(link) == 1
         await pilot.press("d")  # a discovery edit re-reads every dp through the edited profile
         assert isinstance(app.screen, DiscoveryScreen)
         table = app.screen.query_one(DataTable)
-        await until(pilot, lambda: table.row_count > 0)
+        await pilot_until(pilot, lambda: table.row_count > 0)
         table.move_cursor(row=0)
         await pilot.press("n")
         await answer(pilot, "renamed_by_the_user")
         await pilot.press("escape")
-        await until(pilot, lambda: not isinstance(app.screen, DiscoveryScreen))
-        await pilot.pause(0.3)
+        await pilot_until(pilot, lambda: not isinstance(app.screen, DiscoveryScreen))
+        await pilot_until(pilot, lambda: text_of(app.query_one(RelayPanel)).startswith("unknown"),
+                          what="the relay panel redrawn after the edit, still unknown")
         assert app.link.status().profile.dps[min(app.link.status().profile.dps)].name == "renamed_by_the_user"
         assert "relay" not in app.link.values()
-        assert text_of(app.query_one(RelayPanel)).startswith("unknown")
         await pilot.press("r")
         assert isinstance(app.screen, ConfirmRelay)
         assert {b.id for b in app.screen.query(Button)} == {"on", "off", "cancel"}  # unknown: both offered
         await pilot.click("#on")
-        await until(pilot, lambda: relay_commands(link) == 2)  # sent, not skipped as "already on"
+        await pilot_until(pilot, lambda: relay_commands(link) == 2)  # sent, not skipped as "already on"
 
 
 def text_of(widget: object) -> str:

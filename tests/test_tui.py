@@ -64,7 +64,7 @@ async def test_panels_show_the_meters_values(server: PtyMeterServer, tmp_path: P
                           what="a reading with a voltage")
 
         def shows_meter_values() -> bool:  # the meter reports every 0.3 s; the screen follows within 0.1 s
-            r = app.link.machine.meter.reading(app.link.machine.wall_time())
+            r = app.link.reading()
             return (app.query_one("#metric-voltage .digits", Digits).value == f"{r.voltage_v:.1f}"
                     and app.query_one("#metric-current .digits", Digits).value == f"{r.current_a:.3f}"
                     and app.query_one("#metric-power .digits", Digits).value == f"{r.power_w:.0f}"
@@ -85,7 +85,7 @@ async def test_panels_show_the_meters_values(server: PtyMeterServer, tmp_path: P
 async def test_relay_toggle_asks_then_round_trips(server: PtyMeterServer, tmp_path: Path) -> None:
     app = await make_app(server, tmp_path)
     async with app.run_test(size=(160, 48)) as pilot:
-        await pilot_until(pilot, lambda: app.model.relay is True and app.link.machine.phase == "running",
+        await pilot_until(pilot, lambda: app.model.relay is True and app.link.status().online,
                           what="running, relay on")
         await pilot.press("r")
         assert isinstance(app.screen, ConfirmRelay)
@@ -125,7 +125,7 @@ async def test_query_fills_the_device_panel(server: PtyMeterServer, tmp_path: Pa
     app = await make_app(server, tmp_path)
     async with app.run_test(size=(160, 48)) as pilot:
         await pilot_until(pilot, lambda: "50 mA" in text_of(app.query_one(DevicePanel)), what="50 mA on the panel")
-        await pilot_until(pilot, lambda: app.link.machine.phase == "running", what="running")  # a query waits
+        await pilot_until(pilot, lambda: app.link.status().online, what="running")  # a query waits
         server.meter.values[104] = 30  # changed on the meter, not reported until asked
         await screen_goes_on(pilot, app)  # reports came in and the screen redrew ...
         assert "30 mA" not in text_of(app.query_one(DevicePanel))  # ... without it
@@ -276,7 +276,7 @@ async def test_keeps_up_with_50_frames_a_second(tmp_path: Path) -> None:
         async with app.run_test(size=(160, 48)) as pilot:
             m = app.link.machine
             digits = app.query_one("#metric-voltage .digits", Digits)
-            await pilot_until(pilot, lambda: m.phase == "running", what="start-up done")
+            await pilot_until(pilot, lambda: m.online, what="start-up done")
             start, shown = m.frames_in, set()
 
             def streamed() -> bool:
@@ -304,7 +304,7 @@ async def test_keeps_up_with_50_frames_a_second(tmp_path: Path) -> None:
 async def test_command_palette_offers_the_actions(server: PtyMeterServer, tmp_path: Path) -> None:
     app = await make_app(server, tmp_path)
     async with app.run_test(size=(120, 36)) as pilot:
-        await pilot_until(pilot, lambda: app.link.machine.phase == "running", what="running")
+        await pilot_until(pilot, lambda: app.link.status().online, what="running")
         await pilot.press("ctrl+p")
         await pilot.press(*"Query status")
 
