@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
@@ -72,8 +72,9 @@ def until_sync(pred: Callable[[], T], timeout: float = TIMEOUT, what: str | None
 
 
 async def until(pred: Callable[[], T], timeout: float = TIMEOUT, what: str | None = None,
-                show: Callable[[], object] | None = None, interval: float = INTERVAL) -> T:
-    """until_sync for asyncio tests: the event loop runs between polls."""
+                show: Callable[[], object] | None = None, interval: float = INTERVAL,
+                pause: Callable[[float], Awaitable[object]] = asyncio.sleep) -> T:
+    """until_sync for asyncio tests: the event loop runs between polls (`pause`)."""
     deadline = time.monotonic() + timeout
     while True:
         last = pred()
@@ -81,17 +82,10 @@ async def until(pred: Callable[[], T], timeout: float = TIMEOUT, what: str | Non
             return last
         if time.monotonic() >= deadline:
             raise _fail(pred, timeout, what, show, last)
-        await asyncio.sleep(interval)
+        await pause(interval)
 
 
 async def pilot_until(pilot: Pilot[Any], pred: Callable[[], T], timeout: float = TIMEOUT, what: str | None = None,
                       show: Callable[[], object] | None = None, interval: float = PILOT_INTERVAL) -> T:
     """until for Textual Pilot tests: `pilot.pause()` between polls, so timers fire and the screen redraws."""
-    deadline = time.monotonic() + timeout
-    while True:
-        last = pred()
-        if last:
-            return last
-        if time.monotonic() >= deadline:
-            raise _fail(pred, timeout, what, show, last)
-        await pilot.pause(interval)
+    return await until(pred, timeout, what, show, interval, pause=pilot.pause)

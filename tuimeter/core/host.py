@@ -322,17 +322,20 @@ class HostMachine(MeterReader):
             self._start_handshake(now, Trigger.HEARTBEATS_MISSED,
                                   f"{self.heartbeat.missed} heartbeats unanswered; the meter is not responding")
 
+    def _retried(self, req: Request, now: float) -> bool:
+        """Send a request again if it has tries left."""
+        if req.attempts >= self.config.step_attempts:
+            return False
+        self._send_request(req, now, self.config.step_timeout)
+        return True
+
     def _step_timed_out(self, req: Request, f: Frame | None, now: float) -> None:
-        if req.attempts < self.config.step_attempts:
-            self._send_request(req, now, self.config.step_timeout)
-        else:
+        if not self._retried(req, now):
             self._start_handshake(now, Trigger.STEP_FAILED, f"no reply to {command_label(req.command)} after "
                                                             f"{req.attempts} tries; restarting start-up")
 
     def _retry_or_fail(self, req: Request, f: Frame | None, now: float) -> None:
-        if req.attempts < self.config.step_attempts:
-            self._send_request(req, now, self.config.step_timeout)
-        else:
+        if not self._retried(req, now):
             self._finish(req, False, f"no reply to {command_label(req.command)} after {req.attempts} tries")
 
     def _relay_unconfirmed(self, req: Request, f: Frame | None, now: float) -> None:
