@@ -220,8 +220,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args_list[:1] == ["decode"]:
             from tuimeter.analyzer.cli import run_decode
+            from tuimeter.options import DecodeOptions, OptionsError
 
-            return run_decode(build_decode_parser().parse_args(args_list[1:]))
+            try:
+                decode = DecodeOptions.from_args(build_decode_parser().parse_args(args_list[1:]))
+            except OptionsError as exc:
+                print(f"tuimeter decode: {exc}", file=sys.stderr)
+                return ExitCode.USAGE
+            return run_decode(decode)
         if args_list[:1] == ["replay"]:
             from tuimeter.options import OptionsError, ReplayOptions
             from tuimeter.runner import run_replay
@@ -233,9 +239,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return ExitCode.USAGE
             return run_replay(replay)
         if args_list[:1] == ["simulate"]:
+            from tuimeter.options import SimulateOptions
             from tuimeter.sim.cli import run_simulate
 
-            return run_simulate(build_sim_parser().parse_args(args_list[1:]))
+            return run_simulate(SimulateOptions.from_args(build_sim_parser().parse_args(args_list[1:])))
         args = build_parser().parse_args(args_list)
         return _dispatch(args, args_list)
     except KeyboardInterrupt:

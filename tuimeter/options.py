@@ -120,6 +120,47 @@ class ReplayOptions:
                    debug=DebugOptions(a.debug, a.debug_log))
 
 
+@dataclass(frozen=True, slots=True)
+class DecodeOptions:
+    """`tuimeter decode …`."""
+
+    inputs: tuple[str, ...] = ()
+    host: str | None = None
+    mcu: str | None = None
+    json: bool = False
+    profile: str | None = None
+    export: str | None = None
+
+    @classmethod
+    def from_args(cls, a: argparse.Namespace) -> DecodeOptions:
+        if a.export is not None:
+            from tuimeter.analyzer.export import export_problem
+
+            problem = export_problem(a.export, a.profile)
+            if problem:
+                raise OptionsError(problem)
+        if not (a.inputs or a.host or a.mcu):
+            raise OptionsError("give hex bytes, a capture file, - for stdin, or --host/--mcu FILE; "
+                               "see 'tuimeter decode --help'")
+        return cls(tuple(a.inputs), a.host, a.mcu, a.json, a.profile, a.export)
+
+
+@dataclass(frozen=True, slots=True)
+class SimulateOptions:
+    """`tuimeter simulate …`."""
+
+    link: str | None = None
+    seed: int = 1
+    period: float = 3.0
+    speed: float = 1.0
+    faults: object | None = None  # a sim.faults.FaultPlan
+    variant: str = "10byte"
+
+    @classmethod
+    def from_args(cls, a: argparse.Namespace) -> SimulateOptions:
+        return cls(a.link, a.seed, a.period, a.speed, a.faults, a.variant)
+
+
 def _check_run(a: argparse.Namespace) -> None:
     if a.port and a.demo:
         raise OptionsError("give either PORT or --demo, not both")

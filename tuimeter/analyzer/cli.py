@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from typing import TextIO
 
@@ -14,20 +13,14 @@ from tuimeter.analyzer.decode import (
     render_json,
     render_text,
 )
-from tuimeter.analyzer.export import export_discovery, export_problem
+from tuimeter.analyzer.export import export_discovery
 from tuimeter.core.profile import ProfileError, load_profile
+from tuimeter.exitcodes import ExitCode
+from tuimeter.options import DecodeOptions
 from tuimeter.recorder import read_recording
 
 
-def run_decode(args: argparse.Namespace) -> int:
-    problem = export_problem(args.export, args.profile) if args.export is not None else None
-    if problem:
-        print(f"tuimeter decode: {problem}", file=sys.stderr)
-        return 2
-    if not (args.inputs or args.host or args.mcu):
-        print("tuimeter decode: give hex bytes, a capture file, - for stdin, or --host/--mcu FILE; "
-              "see 'tuimeter decode --help'", file=sys.stderr)
-        return 2
+def run_decode(args: DecodeOptions) -> int:
     try:
         profile = load_profile(args.profile) if args.profile else None
         streams: list[tuple[str, str | None, bytes]] = []
@@ -44,12 +37,12 @@ def run_decode(args: argparse.Namespace) -> int:
                 streams.append((label, side, data))
     except (InputError, ProfileError) as exc:
         print(f"tuimeter decode: {exc}", file=sys.stderr)
-        return 2
+        return ExitCode.USAGE
     decoded, profile, reason = decode_streams(streams, profile)
     print(render_json(decoded, profile, reason) if args.json else render_text(decoded, profile, reason))
     if args.export is not None:
         return _export(streams, args.export, sys.stderr if args.json else sys.stdout)
-    return 0
+    return ExitCode.OK
 
 
 def _export(streams: list[tuple[str, str | None, bytes]], path: str, say: TextIO) -> int:
@@ -57,12 +50,12 @@ def _export(streams: list[tuple[str, str | None, bytes]], path: str, say: TextIO
     found = discover_streams(streams)
     if not found.seen:
         print("tuimeter decode: the captures hold no datapoint report; nothing to export", file=sys.stderr)
-        return 4
+        return ExitCode.METER
     try:
         files = export_discovery(found, path)
     except OSError as exc:
         print(f"tuimeter decode: cannot write the export {path}: {exc.strerror}; choose a writable path",
               file=sys.stderr)
-        return 1
+        return ExitCode.RUNTIME
     print("exported: " + ", ".join(str(f) for f in files), file=say)
-    return 0
+    return ExitCode.OK
