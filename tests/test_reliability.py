@@ -303,6 +303,7 @@ def complete_readings(log: Path, fmt: str) -> int:
     return sum('"type": "reading"' in ln for ln in lines) if fmt == "jsonl" else max(len(lines) - 1, 0)
 
 
+@pytest.mark.timeout(600)  # 50 runs of tuimeter, each started afresh: minutes on a busy machine
 async def test_kill_9_at_random_moments_leaves_only_complete_records(tmp_path: Path, stack: list[object]) -> None:
     server = await serve(tmp_path, period=0.01)
     stack.append(server)
