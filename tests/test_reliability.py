@@ -189,8 +189,8 @@ async def test_mcu_requests_at_any_moment_are_answered(tmp_path: Path, stack: li
     server = await serve(tmp_path, FaultPlan(requests_every=0.05), period=0.3)
     stack.append(server)
     session, _ = await connect(server, stack)
-    # from the moment the port is open (what came before, the opening discarded, as a real port's does):
-    # during start-up and after it, every request is answered
+    # counted from the moment the port is open: opening it flushes what was waiting (stale bytes of a real
+    # line), so the host never saw earlier requests. From then on, in start-up and after it, every one counts
     meter = server.meter
     replies = {Command.LOCAL_TIME: Command.LOCAL_TIME, Command.NETWORK_QUERY: Command.NETWORK_QUERY,
                Command.WIFI_RSSI: Command.WIFI_RSSI, Command.WIFI_TEST: Command.WIFI_TEST,
