@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,18 @@ async def close_meter(srv: PtyMeterServer) -> None:
     wake-up (a byte from the host) meets close()'s cancel, asyncio.wait_for swallows the cancel and the
     loop runs on, so close() waits for ever (gh-86296; test_sim's strict xfail reproduces it). A task that
     was asked to stop and still runs is asked again."""
-    closing = asyncio.ensure_future(srv.close())
+    await finish_closing(srv.close())
+
+
+class SafelyClosingServer(PtyMeterServer):
+    """A PtyMeterServer whose close() is close_meter(), for code that closes its own (benchmarks.soak)."""
+
+    async def close(self) -> None:
+        await finish_closing(super().close())
+
+
+async def finish_closing(close: Coroutine[Any, Any, None]) -> None:
+    closing = asyncio.ensure_future(close)
     while not closing.done():
         await asyncio.wait({closing}, timeout=1.0)
         for task in asyncio.all_tasks():
