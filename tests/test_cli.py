@@ -53,7 +53,7 @@ def meter(tmp_path: Path) -> Iterator[str]:
     assert os.path.realpath(link) == device
     yield str(link)
     proc.send_signal(signal.SIGTERM)
-    assert proc.wait(5) == 0
+    assert proc.wait(TIMEOUT) == 0
 
 
 def test_version() -> None:
@@ -128,7 +128,7 @@ def test_busy_port(meter: str) -> None:
         assert_one_clear_line(run(meter, "--query"), 3, "busy")
     finally:
         first.terminate()
-        first.wait(5)
+        first.wait(TIMEOUT)
 
 
 def test_headless_jsonl_log_and_clean_sigterm(meter: str, tmp_path: Path) -> None:

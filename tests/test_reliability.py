@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import close_meter
 from tests.waiting import TIMEOUT, until
 from tuimeter.core.commands import Command
 from tuimeter.core.datapoints import decode_datapoints
@@ -44,7 +45,10 @@ async def stack() -> AsyncIterator[list[object]]:
     items: list[object] = []
     yield items
     for item in reversed(items):
-        await item.close()  # type: ignore[attr-defined]
+        if isinstance(item, PtyMeterServer):
+            await close_meter(item)
+        else:
+            await item.close()  # type: ignore[attr-defined]
 
 
 async def connect(server: PtyMeterServer, stack: list[object], reconnect_min: float = 0.25,
@@ -185,8 +189,8 @@ async def test_mcu_requests_at_any_moment_are_answered(tmp_path: Path, stack: li
     server = await serve(tmp_path, FaultPlan(requests_every=0.05), period=0.3)
     stack.append(server)
     session, _ = await connect(server, stack)
-    # from the moment the port is open (what came before, the opening discarded, as a real port's does):
-    # during start-up and after it, every request is answered
+    # counted from the moment the port is open: opening it flushes what was waiting (stale bytes of a real
+    # line), so the host never saw earlier requests. From then on, in start-up and after it, every one counts
     meter = server.meter
     replies = {Command.LOCAL_TIME: Command.LOCAL_TIME, Command.NETWORK_QUERY: Command.NETWORK_QUERY,
                Command.WIFI_RSSI: Command.WIFI_RSSI, Command.WIFI_TEST: Command.WIFI_TEST,
@@ -299,6 +303,7 @@ def complete_readings(log: Path, fmt: str) -> int:
     return sum('"type": "reading"' in ln for ln in lines) if fmt == "jsonl" else max(len(lines) - 1, 0)
 
 
+@pytest.mark.timeout(600)  # 50 runs of tuimeter, each started afresh: minutes on a busy machine
 async def test_kill_9_at_random_moments_leaves_only_complete_records(tmp_path: Path, stack: list[object]) -> None:
     server = await serve(tmp_path, period=0.01)
     stack.append(server)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
+from pathlib import Path
 
+from tests.waiting import until
 from tuimeter.core.commands import Command
 from tuimeter.core.datapoints import DPType, decode_datapoints, make_datapoint
 from tuimeter.core.frames import Frame, StreamParser, encode_frame
@@ -11,6 +14,7 @@ from tuimeter.core.host import HostConfig, HostMachine
 from tuimeter.core.meter import MeterState
 from tuimeter.core.profile import load_profile
 from tuimeter.sim.mcu import DUMP_ORDER, SimulatedMeter
+from tuimeter.sim.pty_server import PtyMeterServer
 
 
 class SimRig:
@@ -201,3 +205,19 @@ def test_same_seed_same_household_whatever_the_host_sends() -> None:
     phases_a = [d.value for f in a.run(30) for d in decode_datapoints(f.payload)[0] if d.id == 6]
     phases_b = [d.value for f in b.run(20) for d in decode_datapoints(f.payload)[0] if d.id == 6]
     assert phases_a[-15:] == phases_b[-15:]
+
+
+async def test_the_simulated_meter_closes_right_after_a_replug(tmp_path: Path) -> None:
+    server = PtyMeterServer(SimulatedMeter(seed=1, period=0.3), link=tmp_path / "tty")
+    await server.start()
+    await asyncio.sleep(0.05)  # the tick loop is waiting for its next deadline
+    server.vanish()
+    server.restore()  # wakes the tick loop, and in that turn of the loop close() cancels it
+    closing = asyncio.ensure_future(server.close())
+    try:
+        await until(closing.done, timeout=10, what="close() to finish")  # a hang never ends: 10 s says enough
+    finally:
+        for task in asyncio.all_tasks():  # leave no runaway ticker behind
+            if task.get_name().startswith("sim-") and not task.done():
+                task.cancel()
+        await closing
