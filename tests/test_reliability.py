@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import close_meter
 from tests.waiting import TIMEOUT, until
 from tuimeter.core.commands import Command
 from tuimeter.core.datapoints import decode_datapoints
@@ -45,10 +44,7 @@ async def stack() -> AsyncIterator[list[object]]:
     items: list[object] = []
     yield items
     for item in reversed(items):
-        if isinstance(item, PtyMeterServer):
-            await close_meter(item)
-        else:
-            await item.close()  # type: ignore[attr-defined]
+        await item.close()  # type: ignore[attr-defined]
 
 
 async def connect(server: PtyMeterServer, stack: list[object], reconnect_min: float = 0.25,

@@ -109,7 +109,8 @@ async def run_discover(source: MeterSession, monitor: DiscoverMonitor, *, second
     stop = done or asyncio.Event()
     install_stop_signals(stop)
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)
+        async with asyncio.timeout(seconds):  # not wait_for: it can swallow a cancel on 3.11 (gh-86296)
+            await stop.wait()
     await source.close()
     if not monitor.discovery.seen:
         print("tuimeter: no datapoint was reported; nothing to export", file=sys.stderr)

@@ -293,7 +293,8 @@ class HostSession(MachineViews[HostMachine]):
 
     # ---- commands --------------------------------------------------------------------------
     async def wait_online(self, timeout: float | None = None) -> None:
-        await asyncio.wait_for(self._online.wait(), timeout)
+        async with asyncio.timeout(timeout):  # not wait_for: it can swallow a cancel on 3.11 (gh-86296)
+            await self._online.wait()
 
     async def set_relay(self, on: bool) -> str:
         """Switch the relay. Returns the meter's confirmation; raises CommandRefused (not sent)

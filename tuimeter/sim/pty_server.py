@@ -158,5 +158,8 @@ class PtyMeterServer:
             self._flush()
             delay = min(max(self.meter.next_deadline() - time.monotonic(), 0.01), 1.0)
             self._wake.clear()
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancel that meets the
+            # wake-up (gh-86296), and close() would then wait for this loop for ever
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), delay)
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
