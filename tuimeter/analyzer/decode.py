@@ -14,7 +14,7 @@ from tuimeter.analyzer.discovery import Discovery
 from tuimeter.core.commands import Command, command_label, parse_product_info, report_payload
 from tuimeter.core.datapoints import DataPoint, decode_datapoints
 from tuimeter.core.describe import describe_frame
-from tuimeter.core.frames import MCU_VERSION, Frame, Junk, ParseError, ParserEvent, StreamParser
+from tuimeter.core.frames import Frame, Junk, ParseError, ParserEvent, StreamParser
 from tuimeter.core.meter import MeterState
 from tuimeter.core.profile import Profile, choose_profile
 
@@ -123,8 +123,6 @@ def discover_streams(streams: list[tuple[str, str | None, bytes]]) -> Discovery:
 
 def _item(e: ParserEvent, label: str, side: str | None, meter: MeterState,
           out: Decoded) -> dict[str, Any]:
-    if isinstance(e, bytes):  # a bare unit, from a parser with raw_units
-        e = Frame(MCU_VERSION, Command.DP_REPORT, e)
     if isinstance(e, Junk):
         out.junk_bytes += len(e.data)
         return {"kind": "junk", "source": label, "bytes": len(e.data), "hex": e.data.hex(" ").upper()}
