@@ -223,21 +223,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             from tuimeter.options import DecodeOptions, OptionsError
 
             try:
-                decode = DecodeOptions.from_args(build_decode_parser().parse_args(args_list[1:]))
+                return run_decode(DecodeOptions.from_args(build_decode_parser().parse_args(args_list[1:])))
             except OptionsError as exc:
-                print(f"tuimeter decode: {exc}", file=sys.stderr)
-                return ExitCode.USAGE
-            return run_decode(decode)
+                return _usage(str(exc), "tuimeter decode", "")
         if args_list[:1] == ["replay"]:
             from tuimeter.options import OptionsError, ReplayOptions
             from tuimeter.runner import run_replay
 
             try:
-                replay = ReplayOptions.from_args(build_replay_parser().parse_args(args_list[1:]))
+                return run_replay(ReplayOptions.from_args(build_replay_parser().parse_args(args_list[1:])))
             except OptionsError as exc:
-                print(f"tuimeter: {exc}; see 'tuimeter replay --help'", file=sys.stderr)
-                return ExitCode.USAGE
-            return run_replay(replay)
+                return _usage(str(exc), see="tuimeter replay --help")
         if args_list[:1] == ["simulate"]:
             from tuimeter.options import SimulateOptions
             from tuimeter.sim.cli import run_simulate
@@ -278,6 +274,7 @@ def _dispatch(args: argparse.Namespace, argv: list[str]) -> int:
     return run(options)
 
 
-def _usage(message: str) -> int:
-    print(f"tuimeter: {message}; see 'tuimeter --help'", file=sys.stderr)
+def _usage(message: str, prog: str = "tuimeter", see: str = "tuimeter --help") -> int:
+    """One line naming the problem (and where to read more), exit 2."""
+    print(f"{prog}: {message}" + (f"; see '{see}'" if see else ""), file=sys.stderr)
     return ExitCode.USAGE
