@@ -77,11 +77,13 @@ class Watcher:
         self.port = port
         self.latest: dict[str, str] = {}
         self.counts: dict[str, int] = {}
+        self.arrivals: list[tuple[str, str]] = []  # (topic, payload) in the order they came
 
     async def collect(self, client: aiomqtt.Client) -> None:
         async for m in client.messages:
             payload = m.payload.decode() if isinstance(m.payload, bytes) else str(m.payload)
             self.latest[str(m.topic)] = payload
+            self.arrivals.append((str(m.topic), payload))
             self.counts[str(m.topic)] = self.counts.get(str(m.topic), 0) + 1
 
     async def until(self, pred: Callable[[], bool], what: str | None = None) -> None:
@@ -103,8 +105,16 @@ def state(w: Watcher, node: str = "t1") -> dict[str, Any]:
     return dict(json.loads(w.latest.get(f"tuimeter/{node}/state", "{}")))
 
 
+def config_topic(component: str, key: str, node: str = "t1") -> str:
+    return f"homeassistant/{component}/tuimeter_{node}/{key}/config"
+
+
 def config(w: Watcher, component: str, key: str, node: str = "t1") -> dict[str, Any]:
-    return dict(json.loads(w.latest[f"homeassistant/{component}/{node}_{key}/config"]))
+    return dict(json.loads(w.latest[config_topic(component, key, node)]))
+
+
+def events(t: Tuimeter, name: str) -> list[dict[str, Any]]:
+    return [r for r in read_jsonl(t.log).records if r["type"] == "event" and r["event"] == name]
 
 
 # ---- against a real broker -------------------------------------------------------------------
@@ -118,7 +128,7 @@ async def test_discovery_state_and_relay_round_trip(broker: Broker, run: Callabl
         assert (volts["device_class"], volts["unit_of_measurement"], volts["state_class"]) == \
             ("voltage", "V", "measurement")
         assert volts["state_topic"] == "tuimeter/t1/state" and volts["value_template"] == "{{ value_json.voltage_v }}"
-        assert volts["unique_id"] == "t1_voltage"
+        assert volts["unique_id"] == "tuimeter_t1_voltage" and volts["qos"] == 1
         assert [a["topic"] for a in volts["availability"]] == ["tuimeter/t1/availability", "tuimeter/t1/meter"]
         energy = config(w, "sensor", "energy")
         assert (energy["unit_of_measurement"], energy["state_class"]) == ("kWh", "total_increasing")
@@ -126,40 +136,56 @@ async def test_discovery_state_and_relay_round_trip(broker: Broker, run: Callabl
         assert config(w, "binary_sensor", "fault")["device_class"] == "problem"
         switch = config(w, "switch", "relay")
         assert switch["command_topic"] == "tuimeter/t1/relay/set" and switch["state_topic"] == "tuimeter/t1/relay"
-        await w.until(lambda: config(w, "switch", "relay")["device"].get("serial_number") == "FSE-F723C558128885")
+        assert switch["qos"] == 1  # Home Assistant sends the commands at QoS 1 too
+        # discovery goes out once, with the whole identity: the breaker id is in the first config already
         device = config(w, "switch", "relay")["device"]
+        assert device["serial_number"] == "FSE-F723C558128885"
         assert device["model"] == "r9kg2g1uhhyicycb" and device["identifiers"] == ["tuimeter_t1"]
         await w.until(lambda: w.latest["tuimeter/t1/meter"] == "online")  # once start-up is complete
         assert w.latest["tuimeter/t1/availability"] == "online"
         assert w.latest["tuimeter/t1/relay"] == "ON"
         # the state topic carries the readings the local log has
         await w.until(lambda: state(w) in [{**r} for r in t.readings()])
+        states = w.counts["tuimeter/t1/state"]
+        await w.until(lambda: w.counts["tuimeter/t1/state"] >= states + 2, "two more states")
+        assert w.counts[config_topic("sensor", "voltage")] == 1  # one config per entity, not one per change
 
         # a command from "Home Assistant": switched by the meter, confirmed by its report
         await client.publish("tuimeter/t1/relay/set", "OFF", qos=1)
         await w.until(lambda: w.latest["tuimeter/t1/relay"] == "OFF")
         await w.until(lambda: state(w).get("relay") is False)
-        t.wait_output("relay off (confirmed by the meter)")
+        t.wait_output("mqtt relay command: relay off (confirmed by the meter)")
         await client.publish("tuimeter/t1/relay/set", "ON", qos=1)
         await w.until(lambda: w.latest["tuimeter/t1/relay"] == "ON")
 
         # Home Assistant restarts: it announces itself and gets the configs again
-        before = w.counts["homeassistant/sensor/t1_voltage/config"]
+        before = w.counts[config_topic("sensor", "voltage")]
         await client.publish("homeassistant/status", "online")
-        await w.until(lambda: w.counts["homeassistant/sensor/t1_voltage/config"] > before)
+        await w.until(lambda: w.counts[config_topic("sensor", "voltage")] > before)
 
     await watching(broker.port, body)
     assert t.stop() == 0
-    async with aiomqtt.Client("127.0.0.1", broker.port) as c:  # a clean stop says offline (retained)
-        await c.subscribe("tuimeter/t1/availability")
+    # each command from MQTT is its own event in the log, naming where it came from
+    commands = [(e["command"], e["value"], e["source"], e["result"]) for e in events(t, "command")]
+    assert commands == [("relay", False, "mqtt", "confirmed"), ("relay", True, "mqtt", "confirmed")]
+    assert not [e for e in events(t, "mqtt_up") if "relay" in e["text"]]
+    # a clean stop says offline on both retained topics: a reader of `meter` alone sees no stale "online"
+    assert await retained(broker.port, "tuimeter/t1/availability") == "offline"
+    assert await retained(broker.port, "tuimeter/t1/meter") == "offline"
+
+
+async def retained(port: int, topic: str) -> str:
+    async with aiomqtt.Client("127.0.0.1", port) as c:
+        await c.subscribe(topic)
         async with asyncio.timeout(TIMEOUT):
             async for m in c.messages:
-                assert m.payload == b"offline"
-                break
+                assert m.retain
+                return m.payload.decode() if isinstance(m.payload, bytes) else str(m.payload)
+    raise AssertionError(f"no retained message on {topic}")
 
 
 def config_ready(w: Watcher) -> bool:
-    return all(f"homeassistant/{c}/t1_{k}/config" in w.latest for c, k in
+    return all(config_topic(c, k) in w.latest for c, k in
                (("sensor", "voltage"), ("sensor", "energy"), ("sensor", "leakage"), ("switch", "relay"),
                 ("binary_sensor", "fault"), ("sensor", "faults")))
 
@@ -171,14 +197,14 @@ async def test_retained_command_is_ignored_and_read_only_refuses(broker: Broker,
     t = run("--mqtt", broker.url, "--node-id", "t1", "--read-only")
 
     async def body(client: aiomqtt.Client, w: Watcher) -> None:
-        await w.until(lambda: "homeassistant/binary_sensor/t1_relay/config" in w.latest
+        await w.until(lambda: config_topic("binary_sensor", "relay") in w.latest
                       and w.latest.get("tuimeter/t1/relay") == "ON")
         # read-only: the relay is a binary sensor, and the switch entity is removed
-        assert json.loads(w.latest["homeassistant/binary_sensor/t1_relay/config"])["device_class"] == "power"
-        assert w.latest["homeassistant/switch/t1_relay/config"] == ""
+        assert config(w, "binary_sensor", "relay")["device_class"] == "power"
+        assert w.latest[config_topic("switch", "relay")] == ""
         t.wait_output("ignored a retained relay command")
         await client.publish("tuimeter/t1/relay/set", "OFF", qos=1)
-        t.wait_output("relay command from MQTT refused: read-only mode")
+        t.wait_output("mqtt relay command refused: read-only mode")
         states = w.counts["tuimeter/t1/state"]
         await w.until(lambda: w.counts["tuimeter/t1/state"] >= states + 2, "two later states")  # the meter went on
         assert w.latest["tuimeter/t1/relay"] == "ON" and state(w)["relay"] is True
@@ -186,6 +212,8 @@ async def test_retained_command_is_ignored_and_read_only_refuses(broker: Broker,
     await watching(broker.port, body)
     assert t.stop() == 0
     assert all(r["relay"] is not False for r in t.readings())  # the relay was never switched
+    assert [(e["source"], e["result"]) for e in events(t, "command")] == [("mqtt", "refused")]
+    assert [e["text"] for e in events(t, "notice") if "retained" in e["text"]]  # a warning, not "mqtt_up"
 
 
 async def test_an_unconfirmed_command_makes_the_relay_unknown_not_stale(broker: Broker,
@@ -201,6 +229,7 @@ async def test_an_unconfirmed_command_makes_the_relay_unknown_not_stale(broker: 
 
     await watching(broker.port, body)
     assert t.stop() == 0
+    assert [(e["value"], e["source"], e["result"]) for e in events(t, "command")] == [(False, "mqtt", "unconfirmed")]
 
 
 async def test_broker_restart_mid_run_keeps_logging_and_reconnects(broker: Broker,
@@ -285,7 +314,33 @@ def test_discovery_payloads_name_every_entity_once() -> None:
     configs = {topic: json.loads(p) for topic, p in msgs if p}
     ids = [c["unique_id"] for c in configs.values()]
     assert len(ids) == len(set(ids)) == 8
+    assert all(i.startswith("tuimeter_n_") for i in ids)  # no clash with another device's "n_voltage"
+    assert all(topic.startswith("homeassistant/") and "/tuimeter_n/" in topic for topic, _ in msgs)
     assert all(c["device"]["serial_number"] == "FSE-1" and c["device"]["model"] == "pid" for c in configs.values())
+
+
+async def test_the_configs_of_tuimeter_0_1_are_taken_back_before_the_new_ones_go_out(
+        broker: Broker, run: Callable[..., Tuimeter]) -> None:
+    legacy = {f"homeassistant/{c}/t1_{k}/config": json.dumps({"name": k, "unique_id": f"t1_{k}",
+                                                              "origin": {"name": "tuimeter", "sw_version": "0.1.0"}})
+              for c, k in (("sensor", "voltage"), ("switch", "relay"))}
+    foreign = json.dumps({"name": "Power", "unique_id": "t1_power", "origin": {"name": "other-bridge"}})
+    async with aiomqtt.Client("127.0.0.1", broker.port) as c:  # what 0.1 left, and another device's config
+        for topic, payload in legacy.items():
+            await c.publish(topic, payload, qos=1, retain=True)
+        await c.publish("homeassistant/sensor/t1_power/config", foreign, qos=1, retain=True)
+
+    async def body(client: aiomqtt.Client, w: Watcher) -> None:
+        await w.until(lambda: all(topic in w.latest for topic in legacy), "the legacy configs, retained")
+        t = run("--mqtt", broker.url, "--node-id", "t1")
+        await w.until(lambda: config_ready(w) and all(w.latest.get(topic) == "" for topic in legacy))
+        for topic in legacy:  # removed first, so Home Assistant frees the entity ids for the new entities
+            assert w.arrivals.index((topic, "")) < w.arrivals.index(
+                (config_topic("sensor", "voltage"), w.latest[config_topic("sensor", "voltage")]))
+        assert w.latest["homeassistant/sensor/t1_power/config"] == foreign  # not ours: left alone
+        assert t.stop() == 0
+
+    await watching(broker.port, body)
 
 
 def test_tls_with_the_brokers_ca_and_a_clear_line_without_it(tmp_path: Path, run: Callable[..., Tuimeter]) -> None:

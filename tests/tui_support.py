@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from tuimeter.core.events import CommandFinished
+from tuimeter.core.events import CommandFinished, CommandSource
 from tuimeter.core.host import HostConfig, HostMachine
 from tuimeter.core.profile import Profile, load_profile
 from tuimeter.host.api import CommandFailed, MachineViews, SessionStatus
@@ -83,10 +83,10 @@ class OfflineLink(MachineViews[HostMachine]):
         self.machine.use_profile(profile, reason, self.wall())
         self._publish()
 
-    async def set_relay(self, on: bool) -> str:
-        token = self.machine.request_relay(on, self.now, self.wall())
+    async def set_relay(self, on: bool, source: CommandSource = CommandSource.KEY) -> str:
+        token = self.machine.request_relay(on, self.now, self.wall(), source)
         return await self._until_done(token)
 
-    async def query(self) -> str:
-        token = self.machine.request_query(self.now, self.wall())
+    async def query(self, source: CommandSource = CommandSource.KEY) -> str:
+        token = self.machine.request_query(self.now, self.wall(), source)
         return await self._until_done(token)

@@ -28,6 +28,7 @@ from tuimeter.core.events import (
     ReadingUpdated,
     RelayChanged,
     ServiceChanged,
+    command_text,
 )
 from tuimeter.core.meter import Reading
 from tuimeter.exitcodes import ExitCode
@@ -82,7 +83,7 @@ def event_line(ev: Event) -> str | None:
     if isinstance(ev, Notice):
         return f"{t}  {ev.level}: {ev.text}" if ev.level != "info" else f"{t}  {ev.text}"
     if isinstance(ev, CommandFinished):
-        return f"{t}  {ev.message}"
+        return f"{t}  {command_text(ev)}"
     if isinstance(ev, ServiceChanged):
         return f"{t}  {ev.service} {'up' if ev.up else 'down'}" + (f": {ev.detail}" if ev.detail else "")
     return None

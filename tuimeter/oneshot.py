@@ -7,6 +7,7 @@ import logging
 import sys
 from typing import Any
 
+from tuimeter.core.events import CommandSource
 from tuimeter.core.profile import format_value
 from tuimeter.exitcodes import ExitCode
 from tuimeter.host.session import CommandFailed, CommandRefused, HostSession
@@ -35,7 +36,7 @@ async def wait_ready(session: HostSession, timeout: float) -> None:
 async def set_relay(session: HostSession, on: bool, timeout: float) -> int:
     await wait_ready(session, timeout)
     try:
-        message = await session.set_relay(on)
+        message = await session.set_relay(on, CommandSource.CLI)
     except CommandRefused as exc:
         print(f"tuimeter: {exc}", file=sys.stderr)
         return ExitCode.USAGE

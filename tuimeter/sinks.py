@@ -11,6 +11,7 @@ import sys
 from typing import Any
 
 from tuimeter.core.events import (
+    CommandFinished,
     Event,
     LinkChanged,
     LinkState,
@@ -58,6 +59,9 @@ def event_record(ev: Event) -> dict[str, Any] | None:
                 "mcu_version": ev.info.mcu_version, "raw": ev.info.text}
     if isinstance(ev, Notice) and ev.level != "info":
         return {"type": "event", "ts": ts, "event": "notice", "level": ev.level, "text": ev.text}
+    if isinstance(ev, CommandFinished):
+        return {"type": "event", "ts": ts, "event": "command", "command": ev.command, "value": ev.value,
+                "source": ev.source.value, "result": ev.result.value, "text": ev.message}
     if isinstance(ev, ServiceChanged):
         return {"type": "event", "ts": ts, "event": f"{ev.service}_{'up' if ev.up else 'down'}",
                 "level": ev.level, "text": ev.detail}

@@ -34,19 +34,23 @@ from tuimeter.bridge.homeassistant import (
     Identity,
     Topics,
     discovery_messages,
+    is_legacy_config,
+    legacy_configs,
 )
 from tuimeter.core.command_path import CommandRefused
 from tuimeter.core.events import (
+    CommandSource,
     Event,
     LinkChanged,
     LinkState,
+    Notice,
     ProductInfoReceived,
     ReadingUpdated,
     RelayChanged,
     ServiceChanged,
 )
 from tuimeter.core.meter import Reading
-from tuimeter.host.api import MeterSession
+from tuimeter.host.api import CommandFailed, MeterSession
 from tuimeter.host.clock import local_now
 
 log = logging.getLogger(__name__)
@@ -54,6 +58,13 @@ log = logging.getLogger(__name__)
 PASSWORD_ENV = "TUIMETER_MQTT_PASSWORD"
 RECONNECT_MIN, RECONNECT_MAX = 1.0, 15.0
 STABLE_AFTER = 30.0  # a connection dropped sooner (kicked, denied) keeps the backoff growing
+# Discovery waits for the meter's identity (complete once start-up is done, dump included), so Home
+# Assistant gets one config per entity, not one before and one after the breaker id. A meter that
+# never comes online is announced anyway after this long: its device then shows as unavailable.
+ANNOUNCE_AFTER = 30.0
+# On a new connection, the retained configs of tuimeter 0.1 (unprefixed unique ids) arrive first and are
+# removed before the new ones go out, so Home Assistant frees their entity ids for the new entities.
+LEGACY_GRACE = 1.0
 
 
 class MqttConfigError(ValueError):
@@ -162,8 +173,13 @@ class MqttBridge:
         self._relay: bool | None = None
         self._meter_online = False
         self._identity = Identity()
+        self._identity_complete = False  # the meter finished start-up once: product id and dump are in
+        self._announced: Identity | None = None  # what this connection's discovery said (None: nothing yet)
+        self._discovery_due = True  # again, whatever the identity: a new connection, Home Assistant restarted
+        self._started = 0.0
+        self._hold_until = 0.0
+        self._wake: asyncio.TimerHandle | None = None
         self._dirty = asyncio.Event()
-        self._discovery_due = True
         self._client: aiomqtt.Client | None = None
         self._runner: asyncio.Task[None] | None = None
         self._commands: set[asyncio.Task[None]] = set()
@@ -177,21 +193,24 @@ class MqttBridge:
     def _on_event(self, ev: Event) -> None:
         if isinstance(ev, ReadingUpdated):
             self._reading = ev.reading
-            breaker = self.link.values().get("breaker_id")
-            if isinstance(breaker, str) and breaker != self._identity.breaker_id:
-                self._identity = Identity(self._identity.product_id, self._identity.mcu_version, breaker)
-                self._discovery_due = True
+            self._note_breaker()
         elif isinstance(ev, RelayChanged):
             self._relay = ev.on
         elif isinstance(ev, LinkChanged):
             self._meter_online = ev.state is LinkState.ONLINE
+            if self._meter_online:
+                self._note_breaker()
+                self._identity_complete = True
         elif isinstance(ev, ProductInfoReceived):
-            ident = Identity(ev.info.product_id, ev.info.mcu_version, self._identity.breaker_id)
-            self._discovery_due |= ident != self._identity
-            self._identity = ident
+            self._identity = Identity(ev.info.product_id, ev.info.mcu_version, self._identity.breaker_id)
         else:
             return
         self._dirty.set()
+
+    def _note_breaker(self) -> None:
+        breaker = self.link.values().get("breaker_id")
+        if isinstance(breaker, str) and breaker != self._identity.breaker_id:
+            self._identity = Identity(self._identity.product_id, self._identity.mcu_version, breaker)
 
     # ---- lifecycle -------------------------------------------------------------------------
     def _client_for(self) -> aiomqtt.Client:
@@ -227,14 +246,19 @@ class MqttBridge:
                 f"URL and the password (--mqtt-password-file or ${PASSWORD_ENV})")
 
     def start(self) -> None:
+        self._started = asyncio.get_running_loop().time()
         self._runner = asyncio.create_task(self._run(), name="tuimeter-mqtt")
 
     async def close(self) -> None:
-        """Say "offline" on purpose (the Last Will is for when we cannot), then disconnect."""
+        """Say "offline" on purpose (the Last Will is for when we cannot), then disconnect. The retained
+        `meter` topic goes offline too: a reader of it alone must not see a stopped host's last word."""
+        if self._wake is not None:
+            self._wake.cancel()
         client = self._client
         if client is not None and self.connected:
             with contextlib.suppress(aiomqtt.MqttError, asyncio.TimeoutError):
                 async with asyncio.timeout(2):
+                    await client.publish(self.topics.meter, OFFLINE, qos=1, retain=True)
                     await client.publish(self.topics.availability, OFFLINE, qos=1, retain=True)
         if self._runner is not None:
             self._runner.cancel()
@@ -283,9 +307,12 @@ class MqttBridge:
         t = self.topics
         await client.subscribe(t.relay_set, qos=1)
         await client.subscribe(t.ha_status, qos=1)
+        for topic in legacy_configs(t):
+            await client.subscribe(topic, qos=1)
         await client.publish(t.availability, ONLINE, qos=1, retain=True)
         self._sent.clear()  # a new connection (perhaps a restarted broker without its retained store): all again
         self._discovery_due = True
+        self._hold_until = asyncio.get_running_loop().time() + LEGACY_GRACE
         self._dirty.set()
         self.connected = True
         self._service(True, f"connected to {self.settings.where} as {t.base}")
@@ -299,10 +326,12 @@ class MqttBridge:
 
     async def _publish_all(self, client: aiomqtt.Client) -> None:
         t = self.topics
-        if self._discovery_due:
+        if (self._discovery_due or self._announced != self._identity) and self._may_announce():
             self._discovery_due = False
+            self._announced = self._identity
             status = self.link.status()
             writable = not (self.read_only or status.read_only or status.replay)
+            log.info("mqtt: discovery for %s", self._identity)
             for topic, payload in discovery_messages(t, self._identity, writable):
                 await self._send(client, topic, payload, again=True)
         await self._send(client, t.meter, ONLINE if self._meter_online else OFFLINE)
@@ -311,6 +340,18 @@ class MqttBridge:
         # "None" is Home Assistant's unknown: after an unconfirmed command the old state would be a lie
         await self._send(client, t.relay, RELAY_UNKNOWN if self._relay is None else RELAY_ON if self._relay
                          else RELAY_OFF)
+
+    def _may_announce(self) -> bool:
+        """Whether discovery may go out now; if not, the publisher is woken when it may."""
+        now = asyncio.get_running_loop().time()
+        ready_at = self._hold_until if self._identity_complete else max(self._hold_until,
+                                                                       self._started + ANNOUNCE_AFTER)
+        if now >= ready_at:
+            return True
+        if self._wake is not None:
+            self._wake.cancel()
+        self._wake = asyncio.get_running_loop().call_at(ready_at, self._dirty.set)
+        return False
 
     async def _send(self, client: aiomqtt.Client, topic: str, payload: str, again: bool = False) -> None:
         """Publish retained, unless this connection already published exactly this."""
@@ -330,28 +371,36 @@ class MqttBridge:
                 self._dirty.set()
             elif topic == self.topics.relay_set:
                 self._relay_command(payload, message.retain)
+            elif message.retain and is_legacy_config(self.topics, topic, payload):
+                # tuimeter 0.1's config for this entity: removing it frees the entity id for the new one
+                log.info("mqtt: removing the 0.1 discovery config at %s", topic)
+                await client.publish(topic, "", qos=1, retain=True)
 
     def _relay_command(self, payload: str, retained: bool) -> None:
         if retained:  # someone left a retained command: acting on it would switch mains on every reconnect
-            self._service(True, f"ignored a retained relay command {payload!r} on {self.topics.relay_set}; "
-                                "publish commands without retain", "warning")
+            self._warn(f"ignored a retained relay command {payload!r} on {self.topics.relay_set}; "
+                       "publish commands without retain")
             return
         word = payload.upper()
         if word not in (RELAY_ON, RELAY_OFF):
-            self._service(True, f"relay command {payload!r} on {self.topics.relay_set} is not ON or OFF", "warning")
+            self._warn(f"relay command {payload!r} on {self.topics.relay_set} is not ON or OFF; ignored")
             return
         task = asyncio.create_task(self._switch(word == RELAY_ON))
         self._commands.add(task)
         task.add_done_callback(self._commands.discard)
 
+    def _warn(self, text: str) -> None:
+        log.warning("mqtt: %s", text)
+        self.link.bus.publish([Notice(self._now(), f"mqtt: {text}", "warning")])
+
     async def _switch(self, on: bool) -> None:
+        """The session publishes the result (a CommandFinished from source mqtt) for every consumer."""
         try:
-            message = await self.link.set_relay(on)
-        except CommandRefused as exc:
-            self._service(True, f"relay command from MQTT refused: {exc}", "warning")
-        except Exception as exc:  # CommandFailed, or anything else: said once, the bridge goes on
-            self._service(True, f"relay command from MQTT: {exc}", "warning")
-        else:
-            self._service(True, f"relay command from MQTT: {message}")
+            await self.link.set_relay(on, CommandSource.MQTT)
+        except (CommandRefused, CommandFailed):
+            pass
+        except Exception:  # a bug: logged with its traceback, and the bridge goes on
+            log.exception("relay command from MQTT")
+            self._warn("relay command failed by an internal error; see the debug log")
         finally:
             self._dirty.set()  # the relay topic shows the meter's state, whatever became of the command

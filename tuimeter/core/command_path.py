@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from tuimeter.core.commands import Command
 from tuimeter.core.datapoints import DPType, decode_datapoints, make_datapoint
+from tuimeter.core.events import CommandSource
 from tuimeter.core.host_state import Request, RequestKind
 from tuimeter.core.profile import Scalar
 
@@ -40,13 +41,13 @@ def check_query(*, online: bool, link: str) -> None:
         raise CommandRefused(f"meter not online ({link}); query not sent")
 
 
-def relay_request(relay_dp: int, on: bool, token: int) -> Request:
+def relay_request(relay_dp: int, on: bool, token: int, source: CommandSource) -> Request:
     payload = make_datapoint(relay_dp, DPType.BOOL, on).encode()
-    return Request(RequestKind.RELAY, Command.DP_COMMAND, payload, token, relay_on=on)
+    return Request(RequestKind.RELAY, Command.DP_COMMAND, payload, token, relay_on=on, source=source)
 
 
-def query_request(token: int) -> Request:
-    return Request(RequestKind.QUERY, Command.DP_QUERY, token=token)
+def query_request(token: int, source: CommandSource) -> Request:
+    return Request(RequestKind.QUERY, Command.DP_QUERY, token=token, source=source)
 
 
 def reports_dp(payload: bytes, dpid: int | None, dptype: DPType) -> bool:

@@ -72,12 +72,43 @@ class RelayChanged:
     previous: bool | None
 
 
+class CommandSource(StrEnum):
+    """Who asked for a command: recorded with its result, so a log tells a key from MQTT."""
+
+    KEY = "key"  # the live screen
+    CLI = "cli"  # a one-shot run (--set relay=…, --query)
+    MQTT = "mqtt"
+
+
+class CommandResult(StrEnum):
+    CONFIRMED = "confirmed"  # the meter's own report shows it done (or it already was)
+    REFUSED = "refused"  # nothing was sent
+    UNCONFIRMED = "unconfirmed"  # sent, and the meter did not confirm it: the value is unknown
+
+
 @dataclass(frozen=True, slots=True)
 class CommandFinished:
+    """The end of one user command, from any front end: every attempt has one, a refused one too."""
+
     ts: datetime
     token: int
-    ok: bool
+    result: CommandResult
     message: str
+    command: str = ""  # "relay", "query"
+    value: bool | None = None  # what was asked (relay: on/off)
+    source: CommandSource = CommandSource.KEY
+
+    @property
+    def ok(self) -> bool:
+        return self.result is CommandResult.CONFIRMED
+
+
+def command_text(ev: CommandFinished) -> str:
+    """One line for people: who asked, and what became of it (the screen, headless lines)."""
+    if ev.source is CommandSource.KEY:
+        return ev.message if ev.result is not CommandResult.REFUSED else f"refused: {ev.message}"
+    refused = " refused" if ev.result is CommandResult.REFUSED else ""
+    return f"{ev.source.value} {ev.command} command{refused}: {ev.message}"
 
 
 class ParseProblem(NamedTuple):

@@ -25,7 +25,16 @@ from tuimeter.core import command_path, startup
 from tuimeter.core.command_path import CommandRefused
 from tuimeter.core.commands import Command, command_label, network_ramp, report_payload
 from tuimeter.core.datapoints import DPType
-from tuimeter.core.events import CommandFinished, FrameLogged, LinkChanged, LinkState, McuRestarted, Notice
+from tuimeter.core.events import (
+    CommandFinished,
+    CommandResult,
+    CommandSource,
+    FrameLogged,
+    LinkChanged,
+    LinkState,
+    McuRestarted,
+    Notice,
+)
 from tuimeter.core.frames import Frame, encode_frame
 from tuimeter.core.heartbeat import Heartbeat
 from tuimeter.core.host_state import HostState, Phase, Request, RequestKind, Trigger
@@ -161,8 +170,9 @@ class HostMachine(MeterReader):
         """Every request outstanding or queued is dropped; user commands among them fail."""
         pending = self._pending
         for req in [r for r in (pending, *self._queue) if r is not None]:
-            done = "sent but not confirmed" if req is pending else "not sent"
-            self._finish(req, False, f"{req.kind.value} command {done}: {why}")
+            done, result = (("sent but not confirmed", CommandResult.UNCONFIRMED) if req is pending
+                            else ("not sent", CommandResult.REFUSED))
+            self._finish(req, result, f"{req.kind.value} command {done}: {why}")
         self._pending = None
         self._queue.clear()
         self._startup.clear()
@@ -170,28 +180,38 @@ class HostMachine(MeterReader):
             self._forget_relay()
 
     # ---- commands from the user (the command path) -----------------------------------------
-    def request_relay(self, on: bool, now: float, wall: datetime) -> int:
-        """Queue 0x06 relay=on/off. Completes (CommandFinished) only on the meter's own report."""
+    def request_relay(self, on: bool, now: float, wall: datetime,
+                      source: CommandSource = CommandSource.KEY) -> int:
+        """Queue 0x06 relay=on/off. Completes (CommandFinished) only on the meter's own report.
+        A refusal raises CommandRefused, and is recorded as a REFUSED CommandFinished first."""
         self._ts = wall
-        relay_dp = command_path.check_relay(
-            read_only=self.config.read_only, relay_dp=self._relay_dp, profile=self.profile.name,
-            online=self.online, link=self.link.value, pending=self.relay_pending)
         token = next(self._tokens)
+        req = Request(RequestKind.RELAY, Command.DP_COMMAND, token=token, relay_on=on, source=source)
+        try:
+            relay_dp = command_path.check_relay(
+                read_only=self.config.read_only, relay_dp=self._relay_dp, profile=self.profile.name,
+                online=self.online, link=self.link.value, pending=self.relay_pending)
+        except CommandRefused as exc:
+            self._finish(req, CommandResult.REFUSED, str(exc))
+            raise
         if self.meter.values.get("relay") is on:
-            self._events.append(CommandFinished(wall, token, True, f"relay already {command_path.on_off(on)}; "
-                                                                   "nothing sent"))
+            self._finish(req, CommandResult.CONFIRMED, f"relay already {command_path.on_off(on)}; nothing sent")
             return token
-        log.info("relay %s requested (token %d)", command_path.on_off(on), token)
-        self._queue.append(command_path.relay_request(relay_dp, on, token))
+        log.info("relay %s requested by %s (token %d)", command_path.on_off(on), source.value, token)
+        self._queue.append(command_path.relay_request(relay_dp, on, token, source))
         self._pump(now)
         return token
 
-    def request_query(self, now: float, wall: datetime) -> int:
+    def request_query(self, now: float, wall: datetime, source: CommandSource = CommandSource.KEY) -> int:
         """Queue 0x08; completes when the first report of the dump arrives."""
         self._ts = wall
-        command_path.check_query(online=self.online, link=self.link.value)
         token = next(self._tokens)
-        self._queue.append(command_path.query_request(token))
+        try:
+            command_path.check_query(online=self.online, link=self.link.value)
+        except CommandRefused as exc:
+            self._finish(command_path.query_request(token, source), CommandResult.REFUSED, str(exc))
+            raise
+        self._queue.append(command_path.query_request(token, source))
         self._pump(now)
         return token
 
@@ -307,11 +327,11 @@ class HostMachine(MeterReader):
         self._change(Trigger.QUERY_ANSWERED)
 
     def _query_answered(self, req: Request, f: Frame | None, now: float) -> None:
-        self._finish(req, True, "query sent; the meter is reporting")
+        self._finish(req, CommandResult.CONFIRMED, "query sent; the meter is reporting")
 
     def _relay_answered(self, req: Request, f: Frame | None, now: float) -> None:
         ok, message = command_path.relay_outcome(req.relay_on, self.meter.values.get("relay"))
-        self._finish(req, ok, message)
+        self._finish(req, CommandResult.CONFIRMED if ok else CommandResult.UNCONFIRMED, message)
 
     # ---- timeouts, by (request, phase) -----------------------------------------------------
     def _knock_again(self, req: Request, f: Frame | None, now: float) -> None:
@@ -336,10 +356,12 @@ class HostMachine(MeterReader):
 
     def _retry_or_fail(self, req: Request, f: Frame | None, now: float) -> None:
         if not self._retried(req, now):
-            self._finish(req, False, f"no reply to {command_label(req.command)} after {req.attempts} tries")
+            self._finish(req, CommandResult.UNCONFIRMED,
+                         f"no reply to {command_label(req.command)} after {req.attempts} tries")
 
     def _relay_unconfirmed(self, req: Request, f: Frame | None, now: float) -> None:
-        self._finish(req, False, command_path.relay_unconfirmed(req.relay_on, self.config.relay_timeout))
+        self._finish(req, CommandResult.UNCONFIRMED,
+                     command_path.relay_unconfirmed(req.relay_on, self.config.relay_timeout))
         self._forget_relay()
 
     # ---- sending ---------------------------------------------------------------------------
@@ -376,10 +398,11 @@ class HostMachine(MeterReader):
         if self._log_frames:
             self._events.append(FrameLogged(self._ts, "out", Frame(0x00, cmd, payload), self.describe_frame))
 
-    def _finish(self, req: Request, ok: bool, message: str) -> None:
+    def _finish(self, req: Request, result: CommandResult, message: str) -> None:
         if req.token is not None:
-            log.info("command %d %s: %s", req.token, "done" if ok else "failed", message)
-            self._events.append(CommandFinished(self._ts, req.token, ok, message))
+            log.info("command %d from %s %s: %s", req.token, req.source.value, result.value, message)
+            self._events.append(CommandFinished(self._ts, req.token, result, message, req.kind.value,
+                                                req.relay_on, req.source))
 
 
 _Handler = Callable[[HostMachine, Request, Frame | None, float], None]

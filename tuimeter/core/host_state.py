@@ -16,7 +16,7 @@ import logging
 from dataclasses import dataclass
 from enum import Enum
 
-from tuimeter.core.events import LinkState
+from tuimeter.core.events import CommandSource, LinkState
 
 log = logging.getLogger(__name__)
 
@@ -102,5 +102,6 @@ class Request:
     payload: bytes = b""
     token: int | None = None  # a user command's, for its CommandFinished
     relay_on: bool | None = None  # RELAY: the state asked for
+    source: CommandSource = CommandSource.KEY  # a user command's: who asked
     attempts: int = 0
     deadline: float = 0.0

@@ -13,7 +13,7 @@ from types import MappingProxyType
 from typing import Generic, Protocol, TypeVar
 
 from tuimeter.core.commands import ProductInfo
-from tuimeter.core.events import LinkState
+from tuimeter.core.events import CommandSource, LinkState
 from tuimeter.core.meter import DatapointView, Reading
 from tuimeter.core.profile import Profile, Scalar
 from tuimeter.core.reader import MeterReader
@@ -71,11 +71,12 @@ class MeterSession(Protocol):
 
     async def close(self) -> None: ...
 
-    async def set_relay(self, on: bool) -> str:
-        """The meter's confirmation; raises CommandRefused (not sent) or CommandFailed (not confirmed)."""
+    async def set_relay(self, on: bool, source: CommandSource = CommandSource.KEY) -> str:
+        """The meter's confirmation; raises CommandRefused (not sent) or CommandFailed (not confirmed).
+        Either way the result is published as a CommandFinished naming `source`."""
         ...
 
-    async def query(self) -> str: ...
+    async def query(self, source: CommandSource = CommandSource.KEY) -> str: ...
 
     def use_profile(self, profile: Profile, reason: str) -> None: ...
 

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
-from tuimeter.core.events import Event, LinkState, Notice
+from tuimeter.core.events import CommandSource, Event, LinkState, Notice
 from tuimeter.core.listen import CommandRefused, ListenMachine
 from tuimeter.core.profile import Profile
 from tuimeter.host.api import MachineViews, SessionStatus
@@ -79,10 +79,10 @@ class ReplaySession(MachineViews[ListenMachine]):
         self.machine.use_profile(profile, reason, self._recorded_time())
         self._publish()
 
-    async def set_relay(self, on: bool) -> str:
+    async def set_relay(self, on: bool, source: CommandSource = CommandSource.KEY) -> str:
         raise CommandRefused("replay: there is no meter to command")
 
-    async def query(self) -> str:
+    async def query(self, source: CommandSource = CommandSource.KEY) -> str:
         raise CommandRefused("replay: there is no meter to query")
 
     async def _play(self) -> None:

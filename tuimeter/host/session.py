@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from tuimeter import logs
-from tuimeter.core.events import CommandFinished, Event, LinkState, Notice
+from tuimeter.core.events import CommandFinished, CommandSource, Event, LinkState, Notice
 from tuimeter.core.host import CommandRefused, HostConfig, HostMachine
 from tuimeter.core.profile import Profile
 from tuimeter.host.api import CommandFailed, MachineViews, SessionStatus
@@ -296,15 +296,23 @@ class HostSession(MachineViews[HostMachine]):
         async with asyncio.timeout(timeout):  # not wait_for: it can swallow a cancel on 3.11 (gh-86296)
             await self._online.wait()
 
-    async def set_relay(self, on: bool) -> str:
+    async def set_relay(self, on: bool, source: CommandSource = CommandSource.KEY) -> str:
         """Switch the relay. Returns the meter's confirmation; raises CommandRefused (not sent)
-        or CommandFailed (sent, not confirmed)."""
-        token = self.machine.request_relay(on, self._loop.time(), self._wall())
+        or CommandFailed (sent, not confirmed). Either way the result is published (CommandFinished)."""
+        try:
+            token = self.machine.request_relay(on, self._loop.time(), self._wall(), source)
+        except CommandRefused:
+            self._flush()  # a refusal is an event too
+            raise
         return await self._await_result(token)
 
-    async def query(self) -> str:
+    async def query(self, source: CommandSource = CommandSource.KEY) -> str:
         """Send 0x08: the meter reports every datapoint."""
-        token = self.machine.request_query(self._loop.time(), self._wall())
+        try:
+            token = self.machine.request_query(self._loop.time(), self._wall(), source)
+        except CommandRefused:
+            self._flush()
+            raise
         return await self._await_result(token)
 
     async def _await_result(self, token: int) -> str:

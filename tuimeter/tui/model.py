@@ -14,6 +14,8 @@ from datetime import datetime
 from tuimeter.core.commands import Command
 from tuimeter.core.events import (
     CommandFinished,
+    CommandResult,
+    CommandSource,
     Event,
     FrameLogged,
     LinkChanged,
@@ -26,6 +28,7 @@ from tuimeter.core.events import (
     ReadingUpdated,
     RelayChanged,
     ServiceChanged,
+    command_text,
 )
 from tuimeter.core.meter import DatapointView, Reading
 from tuimeter.core.profile import Profile
@@ -153,8 +156,10 @@ class MonitorModel:
             if ev.level != "info":
                 self.notices.append((f"{ev.service}: {ev.detail}", "warning" if ev.level == "warning" else "error"))
         elif isinstance(ev, CommandFinished):
-            self.notices.append((ev.message, "information" if ev.ok else "error"))
-            self._event(ev.ts, ev.message)
+            self._event(ev.ts, command_text(ev))
+            if ev.result is not CommandResult.REFUSED or ev.source is not CommandSource.KEY:
+                # a key's refusal is told where it was raised, at once
+                self.notices.append((command_text(ev), "information" if ev.ok else "error"))
         elif isinstance(ev, Notice):
             self._event(ev.ts, ev.text)
             if ev.level != "info":
