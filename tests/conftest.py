@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from tests.broker import Broker
+from tests.headless_process import Tuimeter
 from tuimeter.sim.mcu import SimulatedMeter
 from tuimeter.sim.pty_server import PtyMeterServer
 
@@ -47,3 +48,20 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
     b.start()
     yield b
     b.stop()
+
+
+@pytest.fixture
+def run(tmp_path: Path) -> Iterator[Callable[..., Tuimeter]]:
+    """Start `tuimeter --demo --headless` processes; whatever is still running at the end is killed."""
+    started: list[Tuimeter] = []
+
+    def start(*args: str, name: str = "meter") -> Tuimeter:
+        t = Tuimeter(tmp_path, *args, name=name)
+        started.append(t)
+        return t
+
+    yield start
+    for t in started:
+        if t.proc.poll() is None:
+            t.proc.kill()
+            t.proc.wait()

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
 import subprocess
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,58 +14,10 @@ import aiomqtt
 import pytest
 
 from tests.broker import Broker
-from tests.waiting import TIMEOUT, until, until_sync
+from tests.headless_process import TUIMETER, Tuimeter
+from tests.waiting import TIMEOUT, until
 from tuimeter.bridge.homeassistant import Identity, Topics, discovery_messages
 from tuimeter.bridge.mqtt import MqttConfigError, MqttSettings
-from tuimeter.records import read_jsonl
-
-TUIMETER = [sys.executable, "-m", "tuimeter"]
-
-
-class Tuimeter:
-    """`tuimeter --demo --headless --mqtt …` as a user runs it, with its output collected."""
-
-    def __init__(self, tmp_path: Path, *args: str) -> None:
-        self.log = tmp_path / "meter.jsonl"
-        self.out = tmp_path / "out.txt"
-        self.proc = subprocess.Popen([*TUIMETER, "--demo", "--headless", "--log", str(self.log), *args],
-                                     stdout=self.out.open("w"), stderr=subprocess.STDOUT)
-
-    def output(self) -> str:
-        return self.out.read_text()
-
-    def wait_output(self, text: str) -> None:
-        def seen() -> bool:
-            if text in self.output():
-                return True
-            if self.proc.poll() is not None:
-                raise AssertionError(f"tuimeter exited ({self.proc.returncode}) before {text!r}:\n{self.output()}")
-            return False
-
-        until_sync(seen, what=f"{text!r} in the output", show=self.output)
-
-    def readings(self) -> list[dict[str, Any]]:
-        return [r for r in read_jsonl(self.log).records if r["type"] == "reading"] if self.log.exists() else []
-
-    def stop(self) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(TIMEOUT)
-
-
-@pytest.fixture
-def run(tmp_path: Path) -> Iterator[Callable[..., Tuimeter]]:
-    started: list[Tuimeter] = []
-
-    def start(*args: str) -> Tuimeter:
-        t = Tuimeter(tmp_path, *args)
-        started.append(t)
-        return t
-
-    yield start
-    for t in started:
-        if t.proc.poll() is None:
-            t.proc.kill()
-            t.proc.wait()
 
 
 class Watcher:
@@ -112,9 +62,6 @@ def config_topic(component: str, key: str, node: str = "t1") -> str:
 def config(w: Watcher, component: str, key: str, node: str = "t1") -> dict[str, Any]:
     return dict(json.loads(w.latest[config_topic(component, key, node)]))
 
-
-def events(t: Tuimeter, name: str) -> list[dict[str, Any]]:
-    return [r for r in read_jsonl(t.log).records if r["type"] == "event" and r["event"] == name]
 
 
 # ---- against a real broker -------------------------------------------------------------------
@@ -166,9 +113,9 @@ async def test_discovery_state_and_relay_round_trip(broker: Broker, run: Callabl
     await watching(broker.port, body)
     assert t.stop() == 0
     # each command from MQTT is its own event in the log, naming where it came from
-    commands = [(e["command"], e["value"], e["source"], e["result"]) for e in events(t, "command")]
+    commands = [(e["command"], e["value"], e["source"], e["result"]) for e in t.events("command")]
     assert commands == [("relay", False, "mqtt", "confirmed"), ("relay", True, "mqtt", "confirmed")]
-    assert not [e for e in events(t, "mqtt_up") if "relay" in e["text"]]
+    assert not [e for e in t.events("mqtt_up") if "relay" in e["text"]]
     # a clean stop says offline on both retained topics: a reader of `meter` alone sees no stale "online"
     assert await retained(broker.port, "tuimeter/t1/availability") == "offline"
     assert await retained(broker.port, "tuimeter/t1/meter") == "offline"
@@ -212,8 +159,8 @@ async def test_retained_command_is_ignored_and_read_only_refuses(broker: Broker,
     await watching(broker.port, body)
     assert t.stop() == 0
     assert all(r["relay"] is not False for r in t.readings())  # the relay was never switched
-    assert [(e["source"], e["result"]) for e in events(t, "command")] == [("mqtt", "refused")]
-    assert [e["text"] for e in events(t, "notice") if "retained" in e["text"]]  # a warning, not "mqtt_up"
+    assert [(e["source"], e["result"]) for e in t.events("command")] == [("mqtt", "refused")]
+    assert [e["text"] for e in t.events("notice") if "retained" in e["text"]]  # a warning, not "mqtt_up"
 
 
 async def test_an_unconfirmed_command_makes_the_relay_unknown_not_stale(broker: Broker,
@@ -229,7 +176,7 @@ async def test_an_unconfirmed_command_makes_the_relay_unknown_not_stale(broker: 
 
     await watching(broker.port, body)
     assert t.stop() == 0
-    assert [(e["value"], e["source"], e["result"]) for e in events(t, "command")] == [(False, "mqtt", "unconfirmed")]
+    assert [(e["value"], e["source"], e["result"]) for e in t.events("command")] == [(False, "mqtt", "unconfirmed")]
 
 
 async def test_broker_restart_mid_run_keeps_logging_and_reconnects(broker: Broker,
