@@ -97,6 +97,7 @@ def test_home_assistant_takes_the_meter_as_announced_and_switches_it(
         ("r9kg2g1uhhyicycb", "FSE-F723C558128885", "1.0.0")
     registry = ha.entities("tuimeter_ha1_")
     assert all(e["device_id"] == device["id"] and e["entity_category"] is None for e in registry.values())
+    no_problems(ha)  # HA's own checks of the configs (units for the device class and more) said nothing
 
     # every entity as a user needs it
     until_sync(lambda: all(ha.state(e) not in GONE for e in ids.values()), what="every entity with a state",
