@@ -82,7 +82,9 @@ class HomeAssistant:
         (self.folder / "configuration.yaml").write_text(CONFIGURATION.format(port=self.port))
         self.proc = subprocess.Popen([str(self.exe), "-c", str(self.folder), "--skip-pip"],
                                      stdout=self.log.open("ab"), stderr=subprocess.STDOUT)
-        until_sync(self._listening, what=f"Home Assistant answering on {self.url}", show=self.tail)
+        # HA's start-up is the heaviest thing in the suite: a longer deadline than other waits
+        until_sync(self._listening, timeout=4 * TIMEOUT, what=f"Home Assistant answering on {self.url}",
+                   show=self.tail, interval=0.2)
 
     def _listening(self) -> bool:
         if self.proc is not None and self.proc.poll() is not None:

@@ -42,6 +42,11 @@ LOG_FIELDS = {"voltage": "voltage_v", "current": "current_a", "power": "power_w"
               "leakage": "leakage_ma"}
 
 
+def wait(pred: Callable[[], object], what: str, show: Callable[[], object] | None = None) -> None:
+    """until_sync, polling HA's API a few times a second rather than twenty."""
+    until_sync(pred, what=what, show=show, interval=0.2)
+
+
 @dataclass
 class Home:
     ha: HomeAssistant
@@ -67,7 +72,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Home]:
 def entity_ids(ha: HomeAssistant, node: str) -> dict[str, str]:
     """key → entity id of a node's entities, once HA has all eight in its registry."""
     prefix = f"tuimeter_{node}_"
-    until_sync(lambda: len(ha.entities(prefix)) == len(ENTITIES), what=f"{len(ENTITIES)} entities {prefix}*",
+    wait(lambda: len(ha.entities(prefix)) == len(ENTITIES), what=f"{len(ENTITIES)} entities {prefix}*",
                show=lambda: f"{sorted(ha.entities(prefix))}\n{ha.tail()}")
     return {uid.removeprefix(prefix): e["entity_id"] for uid, e in ha.entities(prefix).items()}
 
@@ -100,7 +105,7 @@ def test_home_assistant_takes_the_meter_as_announced_and_switches_it(
     no_problems(ha)  # HA's own checks of the configs (units for the device class and more) said nothing
 
     # every entity as a user needs it
-    until_sync(lambda: all(ha.state(e) not in GONE for e in ids.values()), what="every entity with a state",
+    wait(lambda: all(ha.state(e) not in GONE for e in ids.values()), what="every entity with a state",
                show=lambda: str({k: ha.state(e) for k, e in ids.items()}))
     states = ha.states()
     for key, (component, device_class, unit, state_class) in ENTITIES.items():
@@ -114,7 +119,7 @@ def test_home_assistant_takes_the_meter_as_announced_and_switches_it(
         all_states = ha.states()
         return {key: str(all_states[ids[key]]["state"]) for key in ENTITIES}
 
-    until_sync(lambda: any(numbers_match(current(), r) for r in t.readings()),
+    wait(lambda: any(numbers_match(current(), r) for r in t.readings()),
                what="HA's five sensors equal to one logged reading", show=lambda: f"{current()}\n{t.readings()[-3:]}")
     assert (ha.state(ids["relay"]), ha.state(ids["faults"]), ha.state(ids["fault"])) == ("on", "none", "off")
 
@@ -131,17 +136,17 @@ def test_home_assistant_takes_the_meter_as_announced_and_switches_it(
 
     # the relay from HA: switched by the meter, and HA follows the meter's confirmation
     ha.service("switch", "turn_off", entity_id=ids["relay"])
-    until_sync(lambda: ha.state(ids["relay"]) == "off", what="HA's relay off")
+    wait(lambda: ha.state(ids["relay"]) == "off", what="HA's relay off")
     t.wait_output("mqtt relay command: relay off (confirmed by the meter)")
-    until_sync(lambda: any(r["relay"] is False for r in t.readings()), what="the meter's reading with the relay off")
+    wait(lambda: any(r["relay"] is False for r in t.readings()), what="the meter's reading with the relay off")
     ha.service("switch", "turn_on", entity_id=ids["relay"])
-    until_sync(lambda: ha.state(ids["relay"]) == "on", what="HA's relay on")
+    wait(lambda: ha.state(ids["relay"]) == "on", what="HA's relay on")
     assert [(e["value"], e["source"], e["result"]) for e in t.events("command")] == \
         [(False, "mqtt", "confirmed"), (True, "mqtt", "confirmed")]
 
     # a clean stop: every entity unavailable
     assert t.stop() == 0
-    until_sync(lambda: all(ha.state(e) == "unavailable" for e in ids.values()), what="every entity unavailable",
+    wait(lambda: all(ha.state(e) == "unavailable" for e in ids.values()), what="every entity unavailable",
                show=lambda: str({k: ha.state(e) for k, e in ids.items()}))
     no_problems(ha)
 
@@ -151,17 +156,17 @@ def test_an_unconfirmed_command_leaves_home_assistant_at_unknown_and_a_kill_make
     ha = home.ha
     t = run("--mqtt", home.broker.url, "--node-id", "ha2", "--demo-faults", "ignore_relay", name="ha2")
     ids = entity_ids(ha, "ha2")
-    until_sync(lambda: ha.state(ids["relay"]) == "on", what="HA's relay on")
+    wait(lambda: ha.state(ids["relay"]) == "on", what="HA's relay on")
     since = datetime.now(UTC).isoformat()
     ha.service("switch", "turn_off", entity_id=ids["relay"])
-    until_sync(lambda: ha.state(ids["relay"]) == "unknown", what="HA's relay unknown")
+    wait(lambda: ha.state(ids["relay"]) == "unknown", what="HA's relay unknown")
     t.wait_output("did not confirm relay off")
-    until_sync(lambda: "unknown" in ha.history(ids["relay"], since), what="the unknown state in HA's history")
+    wait(lambda: "unknown" in ha.history(ids["relay"], since), what="the unknown state in HA's history")
     assert "off" not in ha.history(ids["relay"], since)  # never the commanded state
 
     t.proc.kill()  # no clean stop: the broker's Last Will says offline
     t.proc.wait()
-    until_sync(lambda: all(ha.state(e) == "unavailable" for e in ids.values()), what="every entity unavailable",
+    wait(lambda: all(ha.state(e) == "unavailable" for e in ids.values()), what="every entity unavailable",
                show=lambda: str({k: ha.state(e) for k, e in ids.items()}))
     no_problems(ha)
 
@@ -175,7 +180,7 @@ def test_faults_not_decoded_are_not_shown_as_none(home: Home, run: Callable[...,
     ha = home.ha
     t = run("--mqtt", home.broker.url, "--node-id", "ha3", "--profile", str(profile), name="ha3")
     ids = entity_ids(ha, "ha3")
-    until_sync(lambda: ha.state(ids["voltage"]) not in GONE, what="a voltage in HA")
+    wait(lambda: ha.state(ids["voltage"]) not in GONE, what="a voltage in HA")
     assert all(r["faults"] is None for r in t.readings())
     assert ha.state(ids["fault"]) == "unknown"
     assert ha.state(ids["faults"]) == "unavailable"  # a text sensor cannot be unknown (docs/home-automation.md)
@@ -201,12 +206,12 @@ async def test_entities_of_tuimeter_0_1_become_the_prefixed_ones_and_keep_their_
         return {e["unique_id"]: e["entity_id"] for e in ha.ws("config/entity_registry/list")
                 if str(e["unique_id"]).startswith(f"{node}_")}
 
-    until_sync(lambda: len(legacy()) == len(ENTITIES), what="the 0.1 entities in HA", show=lambda: str(legacy()))
+    wait(lambda: len(legacy()) == len(ENTITIES), what="the 0.1 entities in HA", show=lambda: str(legacy()))
     before = legacy()
 
     t = run("--mqtt", home.broker.url, "--node-id", node, name=node)
     ids = entity_ids(ha, node)
-    until_sync(lambda: not [e for e in ha.ws("config/entity_registry/list") if e["unique_id"] in before],
+    wait(lambda: not [e for e in ha.ws("config/entity_registry/list") if e["unique_id"] in before],
                what="the 0.1 entities gone")
     # the same entity ids as before: history, dashboards and automations carry on
     assert {key: ids[key] for key in ("voltage", "energy", "relay")} == \
