@@ -365,7 +365,9 @@ async def test_switching_shown_until_confirmed_and_failure_notified() -> None:
         # OfflineLink answers set_relay only after stepping its clock; meanwhile the panel says so
         await pilot_until(pilot, lambda: not app.model.relay_pending and app.model.relay is None,
                           what="the relay unknown, nothing pending")
-        assert text_of(app.query_one(RelayPanel)).startswith("unknown")
+        # the panel follows at its next refresh
+        await pilot_until(pilot, lambda: text_of(app.query_one(RelayPanel)).startswith("unknown"),
+                          what="the relay panel unknown", show=lambda: text_of(app.query_one(RelayPanel)))
         assert any("did not confirm" in n.message for n in app._notifications)
 
 
