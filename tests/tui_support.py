@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from tuimeter.core.events import CommandFinished, CommandSource
 from tuimeter.core.host import HostConfig, HostMachine
 from tuimeter.core.profile import Profile, load_profile
+from tuimeter.core.settings import PreparedWrite
 from tuimeter.host.api import CommandFailed, MachineViews, SessionStatus
 from tuimeter.host.bus import EventBus
 from tuimeter.sim.mcu import SimulatedMeter
@@ -85,6 +86,14 @@ class OfflineLink(MachineViews[HostMachine]):
 
     async def set_relay(self, on: bool, source: CommandSource = CommandSource.KEY) -> str:
         token = self.machine.request_relay(on, self.now, self.wall(), source)
+        return await self._until_done(token)
+
+    def check_setting(self, name: str, value: str | None) -> PreparedWrite:
+        return self.machine.prepare_setting(name, value)
+
+    async def write_setting(self, name: str, value: str | None, source: CommandSource = CommandSource.KEY,
+                            allow_weakening: bool = False) -> str:
+        token = self.machine.request_setting(name, value, self.now, self.wall(), source, allow_weakening)
         return await self._until_done(token)
 
     async def query(self, source: CommandSource = CommandSource.KEY) -> str:

@@ -28,6 +28,7 @@ from tuimeter.core.events import (
     ReadingUpdated,
     RelayChanged,
     ServiceChanged,
+    Tripped,
     command_text,
 )
 from tuimeter.core.meter import Reading
@@ -84,6 +85,8 @@ def event_line(ev: Event) -> str | None:
         return f"{t}  {ev.level}: {ev.text}" if ev.level != "info" else f"{t}  {ev.text}"
     if isinstance(ev, CommandFinished):
         return f"{t}  {command_text(ev)}"
+    if isinstance(ev, Tripped):
+        return f"{t}  the meter tripped: {', '.join(ev.reasons)}; relay off"
     if isinstance(ev, ServiceChanged):
         return f"{t}  {ev.service} {'up' if ev.up else 'down'}" + (f": {ev.detail}" if ev.detail else "")
     return None
@@ -105,7 +108,7 @@ def journal_priority(ev: Event) -> int:
     level = getattr(ev, "level", "info")
     if isinstance(ev, LinkChanged) and ev.state in (LinkState.LINK_LOST, LinkState.RECONNECTING):
         level = "warning"
-    if isinstance(ev, CommandFinished) and not ev.ok:
+    if (isinstance(ev, CommandFinished) and not ev.ok) or isinstance(ev, Tripped):
         level = "warning"
     return {"error": 3, "warning": 4}.get(level, 6)
 

@@ -22,8 +22,10 @@ from tuimeter.core.events import (
     ReadingUpdated,
     RelayChanged,
     ServiceChanged,
+    Tripped,
 )
 from tuimeter.core.meter import Reading
+from tuimeter.core.settings import AlarmValue, SettingValue
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,13 @@ _LINK_EVENTS = {
 
 class SinkError(Exception):
     """The record file cannot be written; str() names the problem and the fix."""
+
+
+def json_value(v: SettingValue | str | None) -> Any:
+    """A setting's value in a record: numbers and booleans as they are, an alarm record as an object."""
+    if isinstance(v, AlarmValue):
+        return {"trips": v.trips, "threshold": v.threshold}
+    return v
 
 
 def event_record(ev: Event) -> dict[str, Any] | None:
@@ -59,9 +68,17 @@ def event_record(ev: Event) -> dict[str, Any] | None:
                 "mcu_version": ev.info.mcu_version, "raw": ev.info.text}
     if isinstance(ev, Notice) and ev.level != "info":
         return {"type": "event", "ts": ts, "event": "notice", "level": ev.level, "text": ev.text}
+    if isinstance(ev, CommandFinished) and ev.setting is not None:
+        s = ev.setting
+        return {"type": "event", "ts": ts, "event": "setting_change", "name": s.name, "dp": s.dp,
+                "old": json_value(s.old), "new": json_value(s.new), "reported": json_value(s.reported),
+                "unit": s.unit, "source": ev.source.value, "result": ev.result.value, "weakening": s.weakening,
+                "text": ev.message}
     if isinstance(ev, CommandFinished):
         return {"type": "event", "ts": ts, "event": "command", "command": ev.command, "value": ev.value,
                 "source": ev.source.value, "result": ev.result.value, "text": ev.message}
+    if isinstance(ev, Tripped):
+        return {"type": "event", "ts": ts, "event": "trip", "reasons": list(ev.reasons)}
     if isinstance(ev, ServiceChanged):
         return {"type": "event", "ts": ts, "event": f"{ev.service}_{'up' if ev.up else 'down'}",
                 "level": ev.level, "text": ev.detail}

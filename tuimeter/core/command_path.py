@@ -9,13 +9,23 @@ from __future__ import annotations
 
 from tuimeter.core.commands import Command
 from tuimeter.core.datapoints import DPType, decode_datapoints, make_datapoint
-from tuimeter.core.events import CommandSource
+from tuimeter.core.errors import CommandRefused
+from tuimeter.core.events import CommandSource, SettingChange
 from tuimeter.core.host_state import Request, RequestKind
 from tuimeter.core.profile import Scalar
+from tuimeter.core.settings import PreparedWrite, SettingValue, confirms
 
 
-class CommandRefused(Exception):
-    """A command the host will not send; the message says why."""
+class WeakeningRefused(CommandRefused):
+    """A write that weakens protection, asked for without the explicit second confirmation."""
+
+    def __init__(self, write: PreparedWrite) -> None:
+        self.write = write
+        self.risk = write.weakening or ""
+        super().__init__(f"{self.risk}; {write.summary} is not written without an explicit confirmation")
+
+
+__all__ = ["CommandRefused", "WeakeningRefused"]
 
 
 def on_off(on: bool | None) -> str:
@@ -65,3 +75,43 @@ def relay_outcome(asked: bool | None, reported: Scalar | None) -> tuple[bool, st
 
 def relay_unconfirmed(asked: bool | None, timeout: float) -> str:
     return f"the meter did not confirm relay {on_off(asked)} within {timeout:g} s; relay state unknown"
+
+
+# ---- settings: the same path, for every writable dp -------------------------------------------
+def check_setting(*, read_only: bool, online: bool, link: str) -> None:
+    if read_only:
+        raise CommandRefused("read-only mode: settings are not written")
+    if not online:
+        raise CommandRefused(f"meter not online ({link}); nothing written")
+
+
+def setting_request(write: PreparedWrite, token: int, source: CommandSource) -> Request:
+    return Request(RequestKind.SETTING, Command.DP_COMMAND, write.datapoint.encode(), token, source=source,
+                   write=write)
+
+
+def setting_change(write: PreparedWrite, reported: SettingValue | None = None) -> SettingChange:
+    """The event's account of a write, with what the meter reported after it (None: unknown)."""
+    return SettingChange(write.setting.name, write.setting.dp, write.old, write.new, write.setting.unit,
+                         write.weakening is not None, reported)
+
+
+def setting_outcome(write: PreparedWrite, payload: bytes) -> tuple[bool, str, SettingValue | None]:
+    """Whether the meter's report of the dp confirms the write, the message, and the value reported."""
+    dps, _ = decode_datapoints(payload)
+    reported = next(dp for dp in dps if dp.id == write.datapoint.id)
+    s = write.setting
+    if confirms(write.datapoint, reported):
+        return True, f"{s.name} {s.text(write.new)} (confirmed by the meter)", write.new
+    value = s.current(reported) if reported.type is write.datapoint.type else None
+    return False, f"{s.name} {s.text(write.new)} sent, but the meter reports {s.text(value)}", value
+
+
+def setting_unconfirmed(write: PreparedWrite, timeout: float) -> str:
+    s = write.setting
+    return f"the meter did not confirm {s.name} {s.text(write.new)} within {timeout:g} s; {s.name} unknown"
+
+
+def reports_any(payload: bytes, dpid: int) -> bool:
+    dps, _ = decode_datapoints(payload)
+    return any(dp.id == dpid for dp in dps)

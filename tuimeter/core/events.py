@@ -13,6 +13,7 @@ from tuimeter.core.commands import ProductInfo, command_label
 from tuimeter.core.datapoints import DataPoint
 from tuimeter.core.frames import Frame
 from tuimeter.core.meter import Reading
+from tuimeter.core.settings import SettingValue
 
 
 class LinkState(StrEnum):
@@ -87,6 +88,19 @@ class CommandResult(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class SettingChange:
+    """What a settings write was about: the values as the meter's report gives them (None: unknown)."""
+
+    name: str  # as the person gave it when it is not a setting of the profile
+    dp: int | None
+    old: SettingValue | None  # the confirmed value before the write
+    new: SettingValue | str | None  # what was asked (as typed, when it did not parse)
+    unit: str = ""
+    weakening: bool = False  # it weakens protection
+    reported: SettingValue | None = None  # what the meter reported after the write (None: unknown)
+
+
+@dataclass(frozen=True, slots=True)
 class CommandFinished:
     """The end of one user command, from any front end: every attempt has one, a refused one too."""
 
@@ -94,13 +108,26 @@ class CommandFinished:
     token: int
     result: CommandResult
     message: str
-    command: str = ""  # "relay", "query"
+    command: str = ""  # "relay", "query", "setting"
     value: bool | None = None  # what was asked (relay: on/off)
     source: CommandSource = CommandSource.KEY
+    setting: SettingChange | None = None  # a settings write
 
     @property
     def ok(self) -> bool:
         return self.result is CommandResult.CONFIRMED
+
+
+@dataclass(frozen=True, slots=True)
+class Tripped:
+    """The meter opened its relay by itself, with fault bits newly set: why it tripped."""
+
+    ts: datetime
+    reasons: tuple[str, ...]  # the fault names, as the profile names the bits
+
+    @property
+    def text(self) -> str:
+        return f"tripped: {', '.join(self.reasons) or 'no reason reported'}, {self.ts:%H:%M:%S}"
 
 
 def command_text(ev: CommandFinished) -> str:
@@ -173,4 +200,5 @@ Event = (
     | Notice
     | ServiceChanged
     | FrameLogged
+    | Tripped
 )

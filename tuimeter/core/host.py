@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from tuimeter.core import command_path, startup
-from tuimeter.core.command_path import CommandRefused
+from tuimeter.core.command_path import CommandRefused, WeakeningRefused
 from tuimeter.core.commands import Command, command_label, network_ramp, report_payload
 from tuimeter.core.datapoints import DPType
 from tuimeter.core.events import (
@@ -34,6 +34,7 @@ from tuimeter.core.events import (
     LinkState,
     McuRestarted,
     Notice,
+    SettingChange,
 )
 from tuimeter.core.frames import Frame, encode_frame
 from tuimeter.core.heartbeat import Heartbeat
@@ -41,8 +42,10 @@ from tuimeter.core.host_state import HostState, Phase, Request, RequestKind, Tri
 from tuimeter.core.mcu_requests import AnswerContext, Effect, answer
 from tuimeter.core.profile import Profile
 from tuimeter.core.reader import MeterReader
+from tuimeter.core.settings import PreparedWrite, SettingKind, SettingRefused, SettingValue, find, prepare
+from tuimeter.core.trips import TRIP_WINDOW
 
-__all__ = ["CommandRefused", "HostConfig", "HostMachine", "Phase"]
+__all__ = ["CommandRefused", "HostConfig", "HostMachine", "Phase", "WeakeningRefused"]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +60,7 @@ class HostConfig:
     step_timeout: float = 1.0  # start-up and query requests
     step_attempts: int = 3
     relay_timeout: float = 3.0
+    setting_timeout: float = 3.0  # a settings write not confirmed by the meter's report in this time failed
     dump_quiet: float = 0.3  # after the start-up 0x08, online once the reports pause this long...
     dump_max: float = 2.0  # ...or this long after the first report, for a meter that never pauses
     read_only: bool = False
@@ -87,6 +91,7 @@ class HostMachine(MeterReader):
         self._queue: deque[Request] = deque()  # user commands and network ramps, once running
         self._net_state: int | None = None
         self._connected = False
+        self._relay_off_sent_at: datetime | None = None
 
     # ---- outputs ---------------------------------------------------------------------------
     @property
@@ -107,7 +112,17 @@ class HostMachine(MeterReader):
 
     @property
     def relay_pending(self) -> bool:
-        return any(r.kind is RequestKind.RELAY for r in (self._pending, *self._queue) if r is not None)
+        return any(r.kind is RequestKind.RELAY for r in self._user_requests())
+
+    def _user_requests(self) -> list[Request]:
+        return [r for r in (self._pending, *self._queue) if r is not None and r.token is not None]
+
+    def _writing(self) -> dict[str, SettingValue]:
+        return {r.write.setting.name: r.write.new for r in self._user_requests() if r.write is not None}
+
+    @property
+    def _product_id(self) -> str | None:
+        return self.product.product_id if self.product is not None else None
 
     def data_to_send(self) -> bytes:
         data = bytes(self._out)
@@ -178,6 +193,8 @@ class HostMachine(MeterReader):
         self._startup.clear()
         if pending is not None and pending.kind is RequestKind.RELAY:
             self._forget_relay()
+        if pending is not None and pending.write is not None:
+            self.meter.forget_dp(pending.write.datapoint.id)
 
     # ---- commands from the user (the command path) -----------------------------------------
     def request_relay(self, on: bool, now: float, wall: datetime,
@@ -214,6 +231,57 @@ class HostMachine(MeterReader):
         self._queue.append(command_path.query_request(token, source))
         self._pump(now)
         return token
+
+    def prepare_setting(self, name: str, text: str | None) -> PreparedWrite:
+        """Check a write without sending anything: the exact dp it would send, old → new, and the risk
+        when it weakens protection. Raises CommandRefused with the reason."""
+        command_path.check_setting(read_only=self.config.read_only, online=self.online, link=self.link.value)
+        setting = find(self.profile.settings, self.profile.name, name)
+        reported = self.meter.dps.get(setting.dp)
+        if not setting.available(self._product_id, reported is not None):
+            raise SettingRefused(f"{setting.name} is not a setting of this product "
+                                 f"({self._product_id or 'product id unknown'}); nothing sent")
+        return prepare(setting, text, reported, self._product_id)
+
+    def request_setting(self, name: str, text: str | None, now: float, wall: datetime,
+                        source: CommandSource = CommandSource.KEY, allow_weakening: bool = False) -> int:
+        """Queue a settings write (0x06 with the type the meter reported). It completes only on the
+        meter's own report of that dp with the value written; refusals raise CommandRefused (recorded
+        first as a REFUSED CommandFinished). A change that weakens protection needs `allow_weakening`."""
+        self._ts = wall
+        token = next(self._tokens)
+        write: PreparedWrite | None = None
+        try:
+            write = self.prepare_setting(name, text)
+            if write.weakening and not allow_weakening:
+                raise WeakeningRefused(write)
+        except CommandRefused as exc:
+            self._refuse_setting(token, name, text, source, write, exc)
+            raise
+        req = command_path.setting_request(write, token, source)
+        if write.old == write.new and write.setting.kind is not SettingKind.BUTTON:
+            already = f"{write.setting.name} already {write.setting.text(write.new)}; nothing sent"
+            self._finish(req, CommandResult.CONFIRMED, already, command_path.setting_change(write, write.old))
+            return token
+        log.info("setting %s by %s (token %d)%s", write.summary, source.value, token,
+                 ": weakens protection" if write.weakening else "")
+        self._queue.append(req)
+        self._pump(now)
+        return token
+
+    def _refuse_setting(self, token: int, name: str, text: str | None, source: CommandSource,
+                        write: PreparedWrite | None, exc: CommandRefused) -> None:
+        if write is not None:
+            change = command_path.setting_change(write, write.old)
+        else:
+            try:
+                setting = find(self.profile.settings, self.profile.name, name)
+                old = setting.current(self.meter.dps.get(setting.dp))
+                change = SettingChange(setting.name, setting.dp, old, text, setting.unit, reported=old)
+            except SettingRefused:
+                change = SettingChange(name, None, None, text)
+        req = Request(RequestKind.SETTING, Command.DP_COMMAND, token=token, source=source)
+        self._finish(req, CommandResult.REFUSED, str(exc), change)
 
     # ---- input -----------------------------------------------------------------------------
     def receive(self, data: bytes, now: float, wall: datetime) -> None:
@@ -271,6 +339,9 @@ class HostMachine(MeterReader):
             return reported is not None
         if req.kind is RequestKind.RELAY:
             return reported is not None and command_path.reports_dp(reported, self._relay_dp, DPType.BOOL)
+        if req.kind is RequestKind.SETTING:
+            return (reported is not None and req.write is not None
+                    and command_path.reports_any(reported, req.write.datapoint.id))
         if req.kind is RequestKind.HEARTBEAT:
             return Heartbeat.is_reply(f)
         return f.command == req.command
@@ -329,6 +400,21 @@ class HostMachine(MeterReader):
     def _query_answered(self, req: Request, f: Frame | None, now: float) -> None:
         self._finish(req, CommandResult.CONFIRMED, "query sent; the meter is reporting")
 
+    def _setting_answered(self, req: Request, f: Frame | None, now: float) -> None:
+        assert f is not None and req.write is not None
+        payload = f.payload if f.command == _DP_REPORT else report_payload(f)
+        assert payload is not None
+        ok, message, reported = command_path.setting_outcome(req.write, payload)
+        self._finish(req, CommandResult.CONFIRMED if ok else CommandResult.UNCONFIRMED, message,
+                     command_path.setting_change(req.write, reported))
+
+    def _setting_unconfirmed(self, req: Request, f: Frame | None, now: float) -> None:
+        assert req.write is not None
+        self._finish(req, CommandResult.UNCONFIRMED,
+                     command_path.setting_unconfirmed(req.write, self.config.setting_timeout),
+                     command_path.setting_change(req.write, None))
+        self.meter.forget_dp(req.write.datapoint.id)  # unknown until the meter reports it, never the old value
+
     def _relay_answered(self, req: Request, f: Frame | None, now: float) -> None:
         ok, message = command_path.relay_outcome(req.relay_on, self.meter.values.get("relay"))
         self._finish(req, CommandResult.CONFIRMED if ok else CommandResult.UNCONFIRMED, message)
@@ -379,12 +465,25 @@ class HostMachine(MeterReader):
             return
         if self._queue:
             req = self._queue.popleft()
-            timeout = self.config.relay_timeout if req.kind is RequestKind.RELAY else self.config.step_timeout
-            self._send_request(req, now, timeout)
+            self._send_request(req, now, self._timeout_of(req))
         elif now >= self.heartbeat.next_due:
             self._send_request(self.heartbeat.request(), now, self.config.heartbeat_timeout)
 
+    def _timeout_of(self, req: Request) -> float:
+        if req.kind is RequestKind.RELAY:
+            return self.config.relay_timeout
+        if req.kind is RequestKind.SETTING:
+            return self.config.setting_timeout
+        return self.config.step_timeout
+
+    def _relay_off_commanded(self) -> bool:
+        if any(r.kind is RequestKind.RELAY and r.relay_on is False for r in self._user_requests()):
+            return True
+        return self._relay_off_sent_at is not None and self._ts - self._relay_off_sent_at <= TRIP_WINDOW
+
     def _send_request(self, req: Request, now: float, timeout: float) -> None:
+        if req.kind is RequestKind.RELAY and req.relay_on is False:
+            self._relay_off_sent_at = self._ts
         req.attempts += 1
         req.deadline = now + timeout
         self._pending = req
@@ -398,11 +497,15 @@ class HostMachine(MeterReader):
         if self._log_frames:
             self._events.append(FrameLogged(self._ts, "out", Frame(0x00, cmd, payload), self.describe_frame))
 
-    def _finish(self, req: Request, result: CommandResult, message: str) -> None:
+    def _finish(self, req: Request, result: CommandResult, message: str,
+                change: SettingChange | None = None) -> None:
         if req.token is not None:
             log.info("command %d from %s %s: %s", req.token, req.source.value, result.value, message)
+            if change is None and req.write is not None:
+                change = command_path.setting_change(req.write, None if result is not CommandResult.REFUSED
+                                                     else req.write.old)
             self._events.append(CommandFinished(self._ts, req.token, result, message, req.kind.value,
-                                                req.relay_on, req.source))
+                                                req.relay_on, req.source, change))
 
 
 _Handler = Callable[[HostMachine, Request, Frame | None, float], None]
@@ -419,6 +522,7 @@ _ON_REPLY: _Table = {
     (RequestKind.QUERY, Phase.STARTUP): HostMachine._startup_query_answered,
     (RequestKind.QUERY, Phase.RUNNING): HostMachine._query_answered,
     (RequestKind.RELAY, Phase.RUNNING): HostMachine._relay_answered,
+    (RequestKind.SETTING, Phase.RUNNING): HostMachine._setting_answered,
 }
 
 _ON_TIMEOUT: _Table = {
@@ -428,4 +532,5 @@ _ON_TIMEOUT: _Table = {
     (RequestKind.NETWORK, Phase.RUNNING): HostMachine._retry_or_fail,
     (RequestKind.QUERY, Phase.RUNNING): HostMachine._retry_or_fail,
     (RequestKind.RELAY, Phase.RUNNING): HostMachine._relay_unconfirmed,
+    (RequestKind.SETTING, Phase.RUNNING): HostMachine._setting_unconfirmed,
 }

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from tuimeter.core.events import CommandSource, LinkState
+from tuimeter.core.settings import PreparedWrite
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +94,7 @@ class RequestKind(Enum):
     NETWORK = "network status"
     QUERY = "query"
     RELAY = "relay"
+    SETTING = "setting"
 
 
 @dataclass(slots=True)
@@ -103,5 +105,6 @@ class Request:
     token: int | None = None  # a user command's, for its CommandFinished
     relay_on: bool | None = None  # RELAY: the state asked for
     source: CommandSource = CommandSource.KEY  # a user command's: who asked
+    write: PreparedWrite | None = None  # SETTING: the checked write and what confirms it
     attempts: int = 0
     deadline: float = 0.0

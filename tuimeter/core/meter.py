@@ -117,6 +117,16 @@ class MeterState:
                     self._values.pop(k, None)
         return before
 
+    def forget_dp(self, dpid: int) -> None:
+        """Make every value of a dp unknown (a write to it went unconfirmed): its report goes."""
+        if self._pending:
+            self._decode_pending()
+        dp = self._dps.pop(dpid, None)
+        spec = self.profile.dps.get(dpid)
+        if dp is not None and spec is not None and spec.type is dp.type:
+            for k in spec.decode(dp):
+                self._values.pop(k, None)
+
     def take_reported(self) -> set[str]:
         """The keys the meter has set since the last call."""
         if self._pending:

@@ -13,6 +13,7 @@ from importlib import resources
 from pathlib import Path
 
 from tuimeter.core.datapoints import DataPoint, DPType
+from tuimeter.core.settings import ALARM_RECORD, DpFacts, Setting, parse_settings
 
 # Roles a Reading is built from, and the device-panel roles.
 READING_ROLES = ("voltage", "current", "power", "energy", "leakage", "relay", "faults")
@@ -55,7 +56,6 @@ class Alarm:
     unit: str = ""
 
 
-ALARM_RECORD = 4
 
 
 def alarm_records(raw: bytes, alarms: tuple[Alarm, ...]) -> list[tuple[str, bool, int, str]]:
@@ -200,6 +200,7 @@ class Profile:
     product_ids: tuple[str, ...]
     dps: dict[int, DPSpec]
     source: str
+    settings: tuple[Setting, ...] = ()  # every writable setting, in dp order (the relay is not one)
 
     def for_role(self, role: str) -> DPSpec | None:
         for spec in self.dps.values():
@@ -271,13 +272,21 @@ def parse_profile(text: str, source: str) -> Profile:
     except tomllib.TOMLDecodeError as exc:
         raise ProfileError(f"{source}: not valid TOML ({exc})") from None
     try:
-        dps = [_parse_dp(d) for d in doc.get("dp", [])]
+        raw_dps = [d for d in doc.get("dp", [])]
+        dps = [_parse_dp(d) for d in raw_dps]
+        settings = [s for d, raw in sorted(zip(dps, raw_dps, strict=True), key=lambda pair: pair[0].id)
+                    for s in parse_settings(DpFacts(d.id, d.name, d.type, d.unit, d.scale, bool(d.alarms)), raw)]
+        for setting in settings:
+            if not dps[[d.id for d in dps].index(setting.dp)].writable:
+                raise ValueError(f"dp {setting.dp}: {setting.name} is described as a setting, but the dp is not "
+                                 "writable = true")
         profile = Profile(
             name=str(doc["name"]),
             title=str(doc.get("title", doc["name"])),
             product_ids=tuple(str(p) for p in doc.get("product_ids", [])),
             dps={d.id: d for d in dps},
             source=source,
+            settings=tuple(settings),
         )
     except KeyError as exc:
         raise ProfileError(f"{source}: missing key {exc.args[0]!r}") from None

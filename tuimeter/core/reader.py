@@ -27,6 +27,9 @@ from tuimeter.core.events import (
 from tuimeter.core.frames import Frame, Junk, ParseError, ParserEvent, StreamParser
 from tuimeter.core.meter import MeterState
 from tuimeter.core.profile import READING_ROLES, Profile, choose_from
+from tuimeter.core.settings import SettingState, SettingValue
+from tuimeter.core.settings import states as setting_states
+from tuimeter.core.trips import TripDetector
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +68,7 @@ class MeterReader:
         self._relay_ids = _relay_ids_of(profile)
         self._reading_dirty = False
         self._roles_reported: set[str] = set()
+        self._trips = TripDetector()
 
     # ---- outputs ---------------------------------------------------------------------------
     def events(self) -> list[Event]:
@@ -73,6 +77,15 @@ class MeterReader:
 
     def describe_frame(self, f: Frame) -> str:
         return describe_frame(f, self.meter)
+
+    def settings(self) -> list[SettingState]:
+        """Every setting this meter has, with the value its last report gave (None: unknown)."""
+        product_id = self.product.product_id if self.product is not None else None
+        return setting_states(self.profile.settings, self.meter.dps, product_id, self._writing())
+
+    def _writing(self) -> dict[str, SettingValue]:
+        """Setting name → the value a write under way asked for."""
+        return {}
 
     @property
     def picking_profile(self) -> bool:
@@ -172,4 +185,12 @@ class MeterReader:
         if self._reading_dirty:
             self._reading_dirty = False
             roles, self._roles_reported = frozenset(self._roles_reported), set()
-            self._events.append(ReadingUpdated(self._ts, self.meter.reading(self._ts), roles))
+            reading = self.meter.reading(self._ts)
+            self._events.append(ReadingUpdated(self._ts, reading, roles))
+            trip = self._trips.observe(self._ts, reading.relay, reading.faults, self._relay_off_commanded())
+            if trip is not None:
+                self._events.append(trip)
+
+    def _relay_off_commanded(self) -> bool:
+        """Whether tuimeter itself switched the relay off just now (then an OFF is no trip)."""
+        return False

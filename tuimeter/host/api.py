@@ -17,6 +17,7 @@ from tuimeter.core.events import CommandSource, LinkState
 from tuimeter.core.meter import DatapointView, Reading
 from tuimeter.core.profile import Profile, Scalar
 from tuimeter.core.reader import MeterReader
+from tuimeter.core.settings import PreparedWrite, SettingState
 from tuimeter.host.bus import EventBus
 
 M = TypeVar("M", bound=MeterReader)
@@ -78,6 +79,23 @@ class MeterSession(Protocol):
 
     async def query(self, source: CommandSource = CommandSource.KEY) -> str: ...
 
+    def settings(self) -> list[SettingState]:
+        """Every writable setting this meter has, with the value the meter last reported (None: unknown)
+        and the value of a write under way."""
+        ...
+
+    def check_setting(self, name: str, value: str | None) -> PreparedWrite:
+        """What writing `value` would send (old → new, and the risk if it weakens protection); raises
+        CommandRefused with the reason it would be refused. Nothing is sent."""
+        ...
+
+    async def write_setting(self, name: str, value: str | None, source: CommandSource = CommandSource.KEY,
+                            allow_weakening: bool = False) -> str:
+        """Write a setting through the one command path: the meter's confirmation, or CommandRefused (not
+        sent; a weakening change without `allow_weakening` is a WeakeningRefused) or CommandFailed (sent,
+        not confirmed: the setting is unknown until the meter reports it again)."""
+        ...
+
     def use_profile(self, profile: Profile, reason: str) -> None: ...
 
 
@@ -101,3 +119,6 @@ class MachineViews(Generic[M]):
 
     def datapoints(self) -> list[DatapointView]:
         return self.machine.meter.views()
+
+    def settings(self) -> list[SettingState]:
+        return self.machine.settings()

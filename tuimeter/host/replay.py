@@ -18,6 +18,7 @@ from pathlib import Path
 from tuimeter.core.events import CommandSource, Event, LinkState, Notice
 from tuimeter.core.listen import CommandRefused, ListenMachine
 from tuimeter.core.profile import Profile
+from tuimeter.core.settings import PreparedWrite
 from tuimeter.host.api import MachineViews, SessionStatus
 from tuimeter.host.bus import EventBus
 from tuimeter.recorder import Recording
@@ -81,6 +82,13 @@ class ReplaySession(MachineViews[ListenMachine]):
 
     async def set_relay(self, on: bool, source: CommandSource = CommandSource.KEY) -> str:
         raise CommandRefused("replay: there is no meter to command")
+
+    def check_setting(self, name: str, value: str | None) -> PreparedWrite:
+        raise CommandRefused("replay: there is no meter to write to")
+
+    async def write_setting(self, name: str, value: str | None, source: CommandSource = CommandSource.KEY,
+                            allow_weakening: bool = False) -> str:
+        raise CommandRefused("replay: there is no meter to write to")
 
     async def query(self, source: CommandSource = CommandSource.KEY) -> str:
         raise CommandRefused("replay: there is no meter to query")

@@ -17,6 +17,7 @@ from tuimeter import logs
 from tuimeter.core.events import CommandFinished, CommandSource, Event, LinkState, Notice
 from tuimeter.core.host import CommandRefused, HostConfig, HostMachine
 from tuimeter.core.profile import Profile
+from tuimeter.core.settings import PreparedWrite
 from tuimeter.host.api import CommandFailed, MachineViews, SessionStatus
 from tuimeter.host.bus import EventBus
 from tuimeter.host.clock import local_now
@@ -312,6 +313,19 @@ class HostSession(MachineViews[HostMachine]):
             token = self.machine.request_query(self._loop.time(), self._wall(), source)
         except CommandRefused:
             self._flush()
+            raise
+        return await self._await_result(token)
+
+    def check_setting(self, name: str, value: str | None) -> PreparedWrite:
+        return self.machine.prepare_setting(name, value)
+
+    async def write_setting(self, name: str, value: str | None, source: CommandSource = CommandSource.KEY,
+                            allow_weakening: bool = False) -> str:
+        try:
+            token = self.machine.request_setting(name, value, self._loop.time(), self._wall(), source,
+                                                 allow_weakening)
+        except CommandRefused:
+            self._flush()  # a refusal is an event too
             raise
         return await self._await_result(token)
 
