@@ -133,6 +133,9 @@ def _add_bridges(p: argparse.ArgumentParser) -> None:
                    help="read the MQTT password from FILE (or set $TUIMETER_MQTT_PASSWORD): "
                         "a password in the URL is visible in the process list")
     g.add_argument("--mqtt-ca", metavar="FILE", help="with mqtts://: the CA certificate that signed the broker's")
+    g.add_argument("--mqtt-allow-weakening", action="store_true",
+                   help="accept settings changes over MQTT that weaken the meter's protection (e.g. a leakage "
+                        "trip above 30 mA); without it they are refused")
     g.add_argument("--mqtt-prefix", default="tuimeter", metavar="TOPIC", help="topic prefix (default tuimeter)")
     g.add_argument("--mqtt-discovery-prefix", default="homeassistant", metavar="TOPIC",
                    help="Home Assistant discovery prefix (default homeassistant)")

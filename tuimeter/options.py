@@ -41,6 +41,7 @@ class BridgeOptions:
     mqtt_discovery_prefix: str = "homeassistant"
     node_id: str | None = None
     metrics: tuple[str, int] | None = None
+    mqtt_allow_weakening: bool = False  # settings changes over MQTT that weaken protection are refused unless set
 
     @property
     def any(self) -> bool:
@@ -86,7 +87,7 @@ class RunOptions:
             discover=DiscoverOptions(a.for_seconds, a.export), read_only=a.read_only, baud=a.baud,
             wifi_state=a.wifi_state, heartbeat=a.heartbeat, timeout=a.timeout, theme=a.theme, profile=a.profile,
             bridges=BridgeOptions(a.mqtt, a.mqtt_password_file, a.mqtt_ca, a.mqtt_prefix, a.mqtt_discovery_prefix,
-                                  a.node_id, a.metrics),
+                                  a.node_id, a.metrics, a.mqtt_allow_weakening),
             demo_faults=a.demo_faults, demo_variant=a.demo_variant, print_systemd_unit=a.print_systemd_unit,
             debug=DebugOptions(a.debug, a.debug_log))
 
@@ -181,8 +182,8 @@ def _bridge_problem(a: argparse.Namespace) -> str | None:
     bridged = a.mqtt or a.metrics
     if bridged and (a.set_relay is not None or a.query or a.discover):
         return "--mqtt and --metrics go with the live screen or --headless, not --set, --query or --discover"
-    if not a.mqtt and (a.mqtt_password_file or a.mqtt_ca):
-        return "--mqtt-password-file and --mqtt-ca go with --mqtt"
+    if not a.mqtt and (a.mqtt_password_file or a.mqtt_ca or a.mqtt_allow_weakening):
+        return "--mqtt-password-file, --mqtt-ca and --mqtt-allow-weakening go with --mqtt"
     if a.print_systemd_unit and (a.demo or not a.port):
         return "--print-systemd-unit needs the PORT the service should open (e.g. /dev/serial/by-id/…)"
     if a.print_systemd_unit and (a.set_relay is not None or a.query or a.discover):
