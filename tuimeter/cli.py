@@ -59,11 +59,15 @@ def _non_negative(text: str) -> float:
     return v
 
 
-def _relay_setting(text: str) -> bool:
-    key, _, value = text.partition("=")
-    if key.strip() != "relay" or value.strip().lower() not in ("on", "off"):
+def _set_item(text: str) -> tuple[str, str | None]:
+    """`NAME=VALUE` or a bare `NAME` (a one-shot action); `relay=on|off` switches the relay."""
+    key, eq, value = text.partition("=")
+    name = key.strip()
+    if not name:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected NAME=VALUE, e.g. over_voltage_threshold=265")
+    if name == "relay" and value.strip().lower() not in ("on", "off"):
         raise argparse.ArgumentTypeError(f"{text!r}: expected relay=on or relay=off")
-    return value.strip().lower() == "on"
+    return name, value.strip() if eq else None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -81,10 +85,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--flush-every", type=_non_negative, default=0.0, metavar="S",
                    help="write records at most S seconds late, in fewer, larger writes (kind to SD cards); "
                         "default 0: each burst as soon as it is handled")
-    p.add_argument("--set", type=_relay_setting, dest="set_relay", metavar="relay=on|off",
-                   help="switch the relay, wait for the meter's confirmation, exit")
+    p.add_argument("--set", type=_set_item, dest="sets", action="append", default=[], metavar="NAME=VALUE",
+                   help="write a setting (as --settings names it, or a dp number; a unit suffix is accepted: "
+                        "over_voltage_threshold=265, 104=30mA, clear_energy, alarm_set_2.over_voltage=trip@250) "
+                        "or switch the relay (relay=on|off); repeatable, applied in order, each confirmed by "
+                        "the meter before the next; then exit")
+    p.add_argument("--i-understand-weaker-protection", action="store_true", dest="allow_weakening",
+                   help="with --set: allow a change that weakens the meter's protection (e.g. a leakage trip "
+                        "above 30 mA); without it such a change is refused with the risk")
+    p.add_argument("--settings", action="store_true",
+                   help="list every writable setting with its confirmed value, unit and range, exit")
     p.add_argument("--query", action="store_true", help="print every datapoint the meter reports, exit")
-    p.add_argument("--json", action="store_true", help="with --query: JSON output")
+    p.add_argument("--json", action="store_true", help="with --query or --settings: JSON output")
     _add_discover(p)
     p.add_argument("--read-only", action="store_true", help="never send a relay or datapoint command")
     p.add_argument("--baud", type=int, default=9600, help="serial speed (default 9600; some MCUs use 115200)")
@@ -93,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--heartbeat", type=_positive, default=15.0, metavar="S",
                    help="heartbeat period once online (default 15 s)")
     p.add_argument("--timeout", type=_positive, default=10.0, metavar="S",
-                   help="for --set and --query: how long to wait for the meter (default 10 s)")
+                   help="for --set, --settings and --query: how long to wait for the meter (default 10 s)")
     p.add_argument("--theme", default=None, metavar="NAME|FILE",
                    help="colour theme: tuimeter-dark (default), tuimeter-light, tuimeter-contrast, or a theme file")
     p.add_argument("--profile", default=None, metavar="NAME|FILE",

@@ -15,7 +15,8 @@ class OptionsError(ValueError):
 class FrontEnd(Enum):
     SCREEN = "screen"  # the live Textual screen
     HEADLESS = "headless"  # status lines, records
-    SET = "set"  # --set: one command, confirmed, exit
+    SET = "set"  # --set: commands in order, each confirmed, exit
+    SETTINGS = "settings"  # --settings: every writable setting, exit
     QUERY = "query"  # --query: every dp, exit
     DISCOVER = "discover"  # --discover: every dp with a guess, export
 
@@ -60,7 +61,8 @@ class RunOptions:
     record: str | None = None
     every: float = 0.0
     flush_every: float = 0.0
-    set_relay: bool | None = None
+    sets: tuple[tuple[str, str | None], ...] = ()  # --set NAME[=VALUE], in order
+    allow_weakening: bool = False  # --i-understand-weaker-protection
     json: bool = False
     discover: DiscoverOptions = DiscoverOptions()
     read_only: bool = False
@@ -79,11 +81,11 @@ class RunOptions:
     @classmethod
     def from_args(cls, a: argparse.Namespace) -> RunOptions:
         _check_run(a)
-        front = (FrontEnd.DISCOVER if a.discover else FrontEnd.SET if a.set_relay is not None
+        front = (FrontEnd.DISCOVER if a.discover else FrontEnd.SET if a.sets else FrontEnd.SETTINGS if a.settings
                  else FrontEnd.QUERY if a.query else FrontEnd.HEADLESS if a.headless else FrontEnd.SCREEN)
         return cls(
             port=a.port, demo=a.demo, front_end=front, log=a.log, format=a.format, record=a.record, every=a.every,
-            flush_every=a.flush_every, set_relay=a.set_relay, json=a.json,
+            flush_every=a.flush_every, sets=tuple(a.sets), allow_weakening=a.allow_weakening, json=a.json,
             discover=DiscoverOptions(a.for_seconds, a.export), read_only=a.read_only, baud=a.baud,
             wifi_state=a.wifi_state, heartbeat=a.heartbeat, timeout=a.timeout, theme=a.theme, profile=a.profile,
             bridges=BridgeOptions(a.mqtt, a.mqtt_password_file, a.mqtt_ca, a.mqtt_prefix, a.mqtt_discovery_prefix,
@@ -169,10 +171,12 @@ def _check_run(a: argparse.Namespace) -> None:
         raise OptionsError("give a PORT (e.g. /dev/ttyUSB0) or --demo")
     if not a.demo and (a.demo_faults is not None or a.demo_variant != "10byte"):
         raise OptionsError("--demo-faults and --demo-variant go with --demo")
-    if a.json and not a.query:
-        raise OptionsError("--json goes with --query")
-    if a.set_relay is not None and a.query:
-        raise OptionsError("--set and --query are separate commands; run one at a time")
+    if a.json and not (a.query or a.settings):
+        raise OptionsError("--json goes with --query or --settings")
+    if sum(map(bool, (a.sets, a.query, a.settings))) > 1:
+        raise OptionsError("--set, --settings and --query are separate commands; run one at a time")
+    if a.allow_weakening and not a.sets:
+        raise OptionsError("--i-understand-weaker-protection goes with --set")
     problem = discover_problem(a) or _bridge_problem(a)
     if problem:
         raise OptionsError(problem)
@@ -180,23 +184,24 @@ def _check_run(a: argparse.Namespace) -> None:
 
 def _bridge_problem(a: argparse.Namespace) -> str | None:
     bridged = a.mqtt or a.metrics
-    if bridged and (a.set_relay is not None or a.query or a.discover):
-        return "--mqtt and --metrics go with the live screen or --headless, not --set, --query or --discover"
+    if bridged and (a.sets or a.settings or a.query or a.discover):
+        return ("--mqtt and --metrics go with the live screen or --headless, not --set, --settings, --query or "
+                "--discover")
     if not a.mqtt and (a.mqtt_password_file or a.mqtt_ca or a.mqtt_allow_weakening):
         return "--mqtt-password-file, --mqtt-ca and --mqtt-allow-weakening go with --mqtt"
     if a.print_systemd_unit and (a.demo or not a.port):
         return "--print-systemd-unit needs the PORT the service should open (e.g. /dev/serial/by-id/…)"
-    if a.print_systemd_unit and (a.set_relay is not None or a.query or a.discover):
-        return "--print-systemd-unit makes a monitoring service: leave out --set, --query and --discover"
+    if a.print_systemd_unit and (a.sets or a.settings or a.query or a.discover):
+        return "--print-systemd-unit makes a monitoring service: leave out --set, --settings, --query and --discover"
     return None
 
 
 def discover_problem(a: argparse.Namespace) -> str | None:
     if (a.for_seconds is not None or a.export is not None) and not a.discover:
         return "--for and --export go with --discover"
-    if a.discover and (getattr(a, "set_relay", None) is not None or getattr(a, "query", False)
+    if a.discover and (getattr(a, "sets", None) or getattr(a, "query", False) or getattr(a, "settings", False)
                        or a.headless or a.log):
-        return "--discover runs on its own; leave out --set, --query, --headless and --log"
+        return "--discover runs on its own; leave out --set, --settings, --query, --headless and --log"
     if a.export is not None:
         from tuimeter.analyzer.export import export_problem
 

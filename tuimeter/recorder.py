@@ -4,6 +4,8 @@ Format (one JSON object a line):
   {"type": "recording", "version": 1, "port": "/dev/ttyUSB0", "baud": 9600, "started": "<ISO-8601>"}
   {"t": 0.0123, "dir": "tx", "hex": "55aa00000000ff"}      t: seconds since "started"; dir: tx = host → MCU
   {"t": 0.0301, "dir": "rx", "hex": "55aa030000010003"}    rx = MCU → host, as read (not split into frames)
+  {"t": 5.1, "type": "event", "event": "setting_change", …}  every settings write attempt, and every trip,
+                                                             as in the --log records (readers skip these)
 A new header line starts each run appended to the same file.
 """
 
@@ -20,7 +22,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tuimeter.sinks import SinkError, open_append, write_all
+from tuimeter.core.events import CommandFinished, Event, Tripped
+from tuimeter.sinks import SinkError, event_record, open_append, write_all
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +52,20 @@ class Recorder:
         if self.failed:
             return
         self._line({"t": round(time.monotonic() - self._t0, 4), "dir": direction, "hex": data.hex()})
-        if not self._scheduled:  # one write per turn of the event loop
+        self._schedule()  # one write per turn of the event loop
+
+    def note(self, ev: Event) -> None:
+        """A bus listener: settings writes (whatever their result) and trips go into the recording too,
+        so a recording says what the person changed, next to the bytes that did it."""
+        if self.failed or not ((isinstance(ev, CommandFinished) and ev.setting is not None) or isinstance(ev, Tripped)):
+            return
+        record = event_record(ev)
+        if record is not None:
+            self._line({"t": round(time.monotonic() - self._t0, 4), **record})
+            self._schedule()
+
+    def _schedule(self) -> None:
+        if not self._scheduled:
             self._scheduled = True
             asyncio.get_running_loop().call_soon(self._flush_soon)
 

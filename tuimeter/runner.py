@@ -137,6 +137,7 @@ async def _run(options: RunOptions) -> int:
                 return _fail(str(exc).replace("log", "recording", 1))
             stack.callback(recorder.close)
             session.add_tap(recorder.tap)
+            session.bus.add_listener(recorder.note)
         problem = await _start_bridges(options, session, stack)
         if problem is not None:
             return problem
@@ -212,7 +213,7 @@ async def _discover(options: RunOptions, session: HostSession) -> int:
 async def _front_end(options: RunOptions, session: HostSession) -> int:
     from tuimeter import oneshot
     from tuimeter.headless import HeadlessMonitor, HeadlessOptions, run_monitor
-    from tuimeter.sinks import SinkError
+    from tuimeter.sinks import RecordSink, SinkError
 
     front = options.front_end
     if front is FrontEnd.DISCOVER:
@@ -220,6 +221,12 @@ async def _front_end(options: RunOptions, session: HostSession) -> int:
     if front is FrontEnd.SCREEN:
         return await _live(session, options.theme)
     monitor = None
+    records = None
+    if front is FrontEnd.SET and options.log:  # every write attempt goes into the log too
+        try:
+            records = RecordSink(options.log, "jsonl")
+        except SinkError as exc:
+            return _fail(exc)
     if front is FrontEnd.HEADLESS:
         try:
             monitor = HeadlessMonitor(session, HeadlessOptions(options.log, options.format, options.every,
@@ -234,10 +241,14 @@ async def _front_end(options: RunOptions, session: HostSession) -> int:
         return await run_monitor(session, monitor)
     try:
         if front is FrontEnd.SET:
-            assert options.set_relay is not None
-            return await oneshot.set_relay(session, options.set_relay, options.timeout)
+            return await oneshot.apply_sets(session, options.sets, options.allow_weakening, options.timeout,
+                                            records)
+        if front is FrontEnd.SETTINGS:
+            return await oneshot.list_settings(session, options.json, options.timeout)
         return await oneshot.query(session, options.json, options.timeout)
     except oneshot.MeterSilent as exc:
         return _fail(exc, ExitCode.METER)
     finally:
         await session.close()
+        if records is not None:
+            records.close()

@@ -13,7 +13,7 @@ from tuimeter.core.errors import CommandRefused
 from tuimeter.core.events import CommandSource, SettingChange
 from tuimeter.core.host_state import Request, RequestKind
 from tuimeter.core.profile import Scalar
-from tuimeter.core.settings import PreparedWrite, SettingValue, confirms
+from tuimeter.core.settings import PreparedWrite, SettingKind, SettingValue, confirms
 
 
 class WeakeningRefused(CommandRefused):
@@ -102,14 +102,19 @@ def setting_outcome(write: PreparedWrite, payload: bytes) -> tuple[bool, str, Se
     reported = next(dp for dp in dps if dp.id == write.datapoint.id)
     s = write.setting
     if confirms(write.datapoint, reported):
-        return True, f"{s.name} {s.text(write.new)} (confirmed by the meter)", write.new
+        return True, f"{_asked(write)} (confirmed by the meter)", write.new
     value = s.current(reported) if reported.type is write.datapoint.type else None
-    return False, f"{s.name} {s.text(write.new)} sent, but the meter reports {s.text(value)}", value
+    return False, f"{_asked(write)} sent, but the meter reports {s.text(value)}", value
 
 
 def setting_unconfirmed(write: PreparedWrite, timeout: float) -> str:
     s = write.setting
-    return f"the meter did not confirm {s.name} {s.text(write.new)} within {timeout:g} s; {s.name} unknown"
+    return f"the meter did not confirm {_asked(write)} within {timeout:g} s; {s.name} unknown"
+
+
+def _asked(write: PreparedWrite) -> str:
+    s = write.setting
+    return f"{s.name} done" if s.kind is SettingKind.BUTTON else f"{s.name} {s.text(write.new)}"
 
 
 def reports_any(payload: bytes, dpid: int) -> bool:

@@ -213,6 +213,9 @@ def prepare(setting: Setting, text: str | None, reported: DataPoint | None, prod
         raise SettingRefused(f"the meter has not reported dp {setting.dp} ({setting.name}) yet, so the type to "
                              "send it with is unknown; nothing sent (query the meter first)")
     old = setting.current(reported)
+    if setting.kind is SettingKind.ALARM and len(reported.raw) % ALARM_RECORD:
+        raise SettingRefused(f"the meter's dp {setting.dp} is {len(reported.raw)} bytes, not whole 4-byte records; "
+                             "it is not edited")
     if setting.kind is SettingKind.ALARM:
         new: SettingValue = _alarm_value(setting, text, old, product_id)
         dp = make_datapoint(setting.dp, DPType.RAW, _edited_buffer(setting, reported, new))
