@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -253,3 +254,63 @@ def test_every_limits_reading_rate(meter: str, tmp_path: Path) -> None:
     assert len(stamps) >= 3
     gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(stamps)]
     assert all(g >= 0.9 for g in gaps[:-1])  # the last one may be the reading held at shutdown
+
+
+# ---- settings ------------------------------------------------------------------------------
+
+def settings_json(meter: str) -> dict[str, Any]:
+    proc = run(meter, "--settings", "--json")
+    assert proc.returncode == 0, proc.stderr
+    return {s["name"]: s for s in json.loads(proc.stdout)}
+
+
+def test_set_writes_settings_in_order_each_confirmed_and_settings_lists_them(meter: str, tmp_path: Path) -> None:
+    log = tmp_path / "changes.jsonl"
+    proc = run(meter, "--set", "over_voltage_threshold=265", "--set", "104=30mA", "--set", "clear_energy",
+               "--log", str(log))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["over_voltage_threshold 265 V (confirmed by the meter)",
+                                        "leakage_threshold 30 mA (confirmed by the meter)",
+                                        "clear_energy done (confirmed by the meter)"]
+    changes = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [(c["event"], c["name"], c["old"], c["new"], c["source"], c["result"]) for c in changes] == [
+        ("setting_change", "over_voltage_threshold", 275, 265, "cli", "confirmed"),
+        ("setting_change", "leakage_threshold", 50, 30, "cli", "confirmed"),
+        ("setting_change", "clear_energy", False, True, "cli", "confirmed")]
+    listed = settings_json(meter)  # a new run: the values come from the meter's own reports
+    assert (listed["over_voltage_threshold"]["value"], listed["leakage_threshold"]["value"]) == (265, 30)
+    assert (listed["over_voltage_threshold"]["min"], listed["over_voltage_threshold"]["max"]) == (250, 300)
+    assert listed["leakage_threshold"]["weakens"]["above"] == 30
+    rows = {line.split()[0]: line.split() for line in run(meter, "--settings").stdout.splitlines()}
+    assert rows["over_voltage_threshold"][1:4] == ["265", "V", "250–300"]
+    assert "weakens protection" in " ".join(rows["leakage_threshold"])
+
+
+@pytest.mark.parametrize(("item", "why"), [
+    ("over_voltage_threshold=320", "out of range 250–300 V; nothing sent"),
+    ("charge_energy=1.234", "not on its step of 0.01"),
+    ("104=30V", "is in mA, not V"),
+    ("volume=3", "'volume' is not a writable setting of profile earu-2p63a (writable: switch_prepayment"),
+])
+def test_a_setting_refused_before_sending_is_one_clear_line_and_exit_2(meter: str, item: str, why: str) -> None:
+    assert_one_clear_line(run(meter, "--set", item), 2, why)
+
+
+def test_nothing_after_a_refused_setting_is_applied(meter: str) -> None:
+    proc = run(meter, "--set", "over_voltage_threshold=320", "--set", "under_voltage_threshold=180")
+    assert proc.returncode == 2 and "not applied: under_voltage_threshold=180" in proc.stderr
+    assert settings_json(meter)["under_voltage_threshold"]["value"] == 170
+
+
+def test_a_weakening_change_needs_the_explicit_flag(meter: str) -> None:
+    risk = "Above 30 mA the leakage trip no longer protects people from electric shock"
+    assert_one_clear_line(run(meter, "--set", "leakage_threshold=40"), 2, risk, "--i-understand-weaker-protection")
+    assert settings_json(meter)["leakage_threshold"]["value"] == 50
+    proc = run(meter, "--set", "leakage_threshold=40", "--i-understand-weaker-protection")
+    assert proc.returncode == 0 and "leakage_threshold 40 mA (confirmed by the meter)" in proc.stdout
+    assert settings_json(meter)["leakage_threshold"]["value"] == 40
+
+
+def test_read_only_refuses_settings(meter: str) -> None:
+    assert_one_clear_line(run(meter, "--set", "alarm_mute=on", "--read-only"), 2,
+                          "read-only mode: settings are not written")
