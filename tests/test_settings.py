@@ -306,3 +306,13 @@ def test_the_simulated_meters_leakage_trip_is_reported_as_a_trip() -> None:
     link.sim._trip()
     trips = [e for e in link.run(2) if isinstance(e, Tripped)]
     assert [t.reasons for t in trips] == [("leakagecurr_alarm",)]
+
+
+def test_the_settings_page_lists_every_setting_of_every_shipped_profile() -> None:
+    from pathlib import Path
+
+    from tuimeter.core.profile import shipped_profiles
+
+    page = (Path(__file__).parent.parent / "docs" / "settings.md").read_text()
+    missing = [(p, s.name) for p in shipped_profiles() for s in load_profile(p).settings if f"`{s.name}`" not in page]
+    assert not missing

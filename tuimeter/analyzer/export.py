@@ -12,7 +12,8 @@ from pathlib import Path
 
 from tuimeter.analyzer.discovery import Discovery
 from tuimeter.core.datapoints import DPType
-from tuimeter.core.profile import DPSpec, Field, Profile
+from tuimeter.core.profile import Alarm, DPSpec, Field, Profile
+from tuimeter.core.settings import Range, Setting, Weakening
 
 # ---- profile TOML --------------------------------------------------------------------------
 
@@ -31,11 +32,48 @@ def profile_toml(profile: Profile, header: str = "") -> str:
     lines += [f"name = {_s(profile.name)}", f"title = {_s(profile.title)}",
               f"product_ids = [{', '.join(_s(p) for p in profile.product_ids)}]"]
     for spec in profile.dps.values():
-        lines += ["", *_dp_toml(spec)]
+        settings = [s for s in profile.settings if s.dp == spec.id]
+        lines += ["", *_dp_toml(spec, settings)]
     return "\n".join(lines) + "\n"
 
 
-def _dp_toml(spec: DPSpec) -> list[str]:
+def _range_toml(r: Range | None) -> list[str]:
+    return [] if r is None else [f"min = {_num(r.min)}", f"max = {_num(r.max)}", f"step = {_num(r.step)}"]
+
+
+def _weakening_toml(w: Weakening | None) -> list[str]:
+    if w is None:
+        return []
+    out = [f"weakens_above = {_num(w.above)}"] if w.above is not None else []
+    out += [f"weakens_below = {_num(w.below)}"] if w.below is not None else []
+    out += ["weakens_alarm_only = true"] if w.alarm_only else []
+    return out + ([f"risk = {_s(w.risk)}"] if w.risk else [])
+
+
+def _setting_toml(s: Setting) -> list[str]:
+    out = ["[dp.setting]", f"kind = {_s(s.kind.value)}", *_range_toml(s.range)]
+    if s.options:
+        out.append(f"options = [{', '.join(_s(o) for o in s.options)}]")
+    if s.products:
+        out.append(f"products = [{', '.join(_s(p) for p in s.products)}]")
+    if s.title:
+        out.append(f"title = {_s(s.title)}")
+    out += _weakening_toml(s.weakening)
+    out += [f"by_product.{_s(pid)} = {{ {', '.join(_range_toml(r))} }}" for pid, r in s.by_product.items()]
+    return out
+
+
+def _alarm_toml(a: Alarm, s: Setting | None) -> str:
+    parts = [f"id = {a.id}", f"name = {_s(a.name)}", f"unit = {_s(a.unit)}"]
+    if s is not None:
+        parts += _range_toml(s.range) + _weakening_toml(s.weakening) + ([f"title = {_s(s.title)}"] if s.title else [])
+        if s.by_product:
+            ranges = [f"{_s(pid)} = {{ {', '.join(_range_toml(r))} }}" for pid, r in s.by_product.items()]
+            parts.append(f"by_product = {{ {', '.join(ranges)} }}")
+    return f"  {{ {', '.join(parts)} }},"
+
+
+def _dp_toml(spec: DPSpec, settings: list[Setting]) -> list[str]:
     out = ["[[dp]]", f"id = {spec.id}", f"name = {_s(spec.name)}", f"type = {_s(spec.type.label)}"]
     if spec.role is not None:
         out.append(f"role = {_s(spec.role)}")
@@ -55,9 +93,12 @@ def _dp_toml(spec: DPSpec) -> list[str]:
         out += ["  " + ", ".join(_s(b) for b in spec.bits[i:i + 4]) + "," for i in range(0, len(spec.bits), 4)]
         out.append("]")
     if spec.alarms:
+        by_code = {s.code: s for s in settings}
         out.append("alarms = [")
-        out += [f"  {{ id = {a.id}, name = {_s(a.name)}, unit = {_s(a.unit)} }}," for a in spec.alarms]
+        out += [_alarm_toml(a, by_code.get(a.id)) for a in spec.alarms]
         out.append("]")
+    elif settings:
+        out += _setting_toml(settings[0])
     return out
 
 
