@@ -314,3 +314,37 @@ def test_a_weakening_change_needs_the_explicit_flag(meter: str) -> None:
 def test_read_only_refuses_settings(meter: str) -> None:
     assert_one_clear_line(run(meter, "--set", "alarm_mute=on", "--read-only"), 2,
                           "read-only mode: settings are not written")
+
+
+def test_a_setting_the_meter_does_not_confirm_exits_4_and_the_meter_keeps_its_value(meter: str,
+                                                                                   tmp_path: Path) -> None:
+    # a user's profile wider than what this meter accepts: the meter ignores 310 V and says nothing
+    from dataclasses import replace
+
+    from tuimeter.analyzer.export import profile_toml
+    from tuimeter.core.profile import load_profile
+    from tuimeter.core.settings import Range
+
+    shipped = load_profile("earu-2p63a")
+    settings = tuple(replace(x, range=Range(250, 320), by_product={}) if x.name == "over_voltage_threshold" else x
+                     for x in shipped.settings)
+    wide = tmp_path / "wide.toml"
+    wide.write_text(profile_toml(replace(shipped, settings=settings)))
+    proc = run(meter, "--profile", str(wide), "--set", "over_voltage_threshold=310")
+    assert proc.returncode == 4, proc.stderr
+    assert "did not confirm over_voltage_threshold 310 V" in proc.stderr and "unknown" in proc.stderr
+    assert settings_json(meter)["over_voltage_threshold"]["value"] == 275
+
+
+def test_a_trip_is_named_in_the_status_lines_and_the_log(tmp_path: Path) -> None:
+    from tests.headless_process import Tuimeter
+
+    t = Tuimeter(tmp_path, "--demo-faults", "surge_at=2")
+    try:
+        t.wait_output("the meter tripped: ov_vol; relay off")
+        until_sync(lambda: t.events("trip"), what="a trip event in the log")
+        assert t.events("trip")[0]["reasons"] == ["ov_vol"]
+        # the readings show the surge before the relay opened
+        assert any((r["voltage_v"] or 0) > 275 and r["relay"] for r in t.readings())
+    finally:
+        assert t.stop() == 0
