@@ -18,6 +18,7 @@ from tuimeter.core.events import CommandFinished, CommandResult, CommandSource, 
 from tuimeter.core.profile import ProfileError, load_profile, parse_profile
 from tuimeter.core.settings import AlarmValue, Setting, SettingKind, SettingRefused, find, prepare
 from tuimeter.core.trips import TripDetector
+from tuimeter.sim.faults import FaultPlan
 
 EARU, EMS = "r9kg2g1uhhyicycb", "kzy0cr7cs3nkpumw"
 
@@ -301,11 +302,15 @@ def test_an_uncommanded_off_with_new_fault_bits_is_a_trip_and_a_commanded_one_is
     assert d4.observe(t0 + timedelta(seconds=20), False, ("ov_cr",), False) is None  # too far apart
 
 
-def test_the_simulated_meters_leakage_trip_is_reported_as_a_trip() -> None:
+@pytest.mark.parametrize(("fault", "reason"), [("surge_at", "ov_vol"), ("sag_at", "undervoltage_alarm"),
+                                               ("overload_at", "ov_cr"), ("leak_at", "leakagecurr_alarm")])
+def test_each_of_the_simulated_meters_protections_is_reported_as_a_trip_with_its_reason(fault: str,
+                                                                                      reason: str) -> None:
     link = online_link()
-    link.sim._trip()
-    trips = [e for e in link.run(2) if isinstance(e, Tripped)]
-    assert [t.reasons for t in trips] == [("leakagecurr_alarm",)]
+    link.sim.plan = FaultPlan.parse(f"{fault}={link.now + 1:g}")
+    trips = [e for e in link.run(10) if isinstance(e, Tripped)]
+    assert [t.reasons for t in trips] == [(reason,)]
+    assert link.machine.meter.values.get("relay") is False
 
 
 def test_the_settings_page_lists_every_setting_of_every_shipped_profile() -> None:

@@ -43,7 +43,6 @@ from tuimeter.core.mcu_requests import AnswerContext, Effect, answer
 from tuimeter.core.profile import Profile
 from tuimeter.core.reader import MeterReader
 from tuimeter.core.settings import PreparedWrite, SettingKind, SettingRefused, SettingValue, find, prepare
-from tuimeter.core.trips import TRIP_WINDOW
 
 __all__ = ["CommandRefused", "HostConfig", "HostMachine", "Phase", "WeakeningRefused"]
 
@@ -91,7 +90,6 @@ class HostMachine(MeterReader):
         self._queue: deque[Request] = deque()  # user commands and network ramps, once running
         self._net_state: int | None = None
         self._connected = False
-        self._relay_off_sent_at: datetime | None = None
 
     # ---- outputs ---------------------------------------------------------------------------
     @property
@@ -477,13 +475,11 @@ class HostMachine(MeterReader):
         return self.config.step_timeout
 
     def _relay_off_commanded(self) -> bool:
-        if any(r.kind is RequestKind.RELAY and r.relay_on is False for r in self._user_requests()):
-            return True
-        return self._relay_off_sent_at is not None and self._ts - self._relay_off_sent_at <= TRIP_WINDOW
+        queued = any(r.kind is RequestKind.RELAY and r.relay_on is False for r in self._user_requests())
+        return queued or super()._relay_off_commanded()
 
     def _send_request(self, req: Request, now: float, timeout: float) -> None:
-        if req.kind is RequestKind.RELAY and req.relay_on is False:
-            self._relay_off_sent_at = self._ts
+        self._note_sent(req.command, req.payload)
         req.attempts += 1
         req.deadline = now + timeout
         self._pending = req

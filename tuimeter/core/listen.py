@@ -59,6 +59,7 @@ class ListenMachine(MeterReader):
         for item in self._tx_parser.feed(data, now):
             if isinstance(item, Frame):
                 self.frames_out += 1
+                self._note_sent(item.command, item.payload)
                 if self._log_frames:
                     self._events.append(FrameLogged(wall, "out", item, self.describe_frame))
 

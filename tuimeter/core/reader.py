@@ -11,7 +11,7 @@ import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from tuimeter.core.commands import ProductInfo, parse_product_info
+from tuimeter.core.commands import Command, ProductInfo, parse_product_info
 from tuimeter.core.datapoints import DPType, decode_datapoints
 from tuimeter.core.describe import describe_frame
 from tuimeter.core.events import (
@@ -29,7 +29,7 @@ from tuimeter.core.meter import MeterState
 from tuimeter.core.profile import READING_ROLES, Profile, choose_from
 from tuimeter.core.settings import SettingState, SettingValue
 from tuimeter.core.settings import states as setting_states
-from tuimeter.core.trips import TripDetector
+from tuimeter.core.trips import TRIP_WINDOW, TripDetector
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +69,7 @@ class MeterReader:
         self._reading_dirty = False
         self._roles_reported: set[str] = set()
         self._trips = TripDetector()
+        self._relay_off_sent_at: datetime | None = None  # when the host last sent "relay off"
 
     # ---- outputs ---------------------------------------------------------------------------
     def events(self) -> list[Event]:
@@ -192,5 +193,13 @@ class MeterReader:
                 self._events.append(trip)
 
     def _relay_off_commanded(self) -> bool:
-        """Whether tuimeter itself switched the relay off just now (then an OFF is no trip)."""
-        return False
+        """Whether the host itself switched the relay off just now (then an OFF is no trip)."""
+        return self._relay_off_sent_at is not None and self._ts - self._relay_off_sent_at <= TRIP_WINDOW
+
+    def _note_sent(self, command: int, payload: bytes) -> None:
+        """A frame the host sent: a relay-off command makes the next OFF no trip."""
+        if command != Command.DP_COMMAND or self._relay_dp is None:
+            return
+        dps, _ = decode_datapoints(payload)
+        if any(dp.id == self._relay_dp and dp.value is False for dp in dps):
+            self._relay_off_sent_at = self._ts
