@@ -122,6 +122,11 @@ def test_demo_discover_export_then_decode_with_the_export_gives_the_same_values(
     assert f"exported: {export}.toml, {export}-autoexec.bat" in proc.stdout
     mine = load_profile(f"{export}.toml")
     assert mine.name == "mine" and mine.for_role("voltage") is not None
+    # the writable settings come along, ranges and all: the export is a profile to edit, not start over
+    own = load_profile("earu-2p63a" if variant == "10byte" else "tompd-63")
+    reported = {s.name for s in own.settings if s.dp in mine.dps}
+    assert reported and {s.name for s in mine.settings} == reported
+    assert [(s.name, s.range) for s in mine.settings] == [(s.name, s.range) for s in own.settings if s.name in reported]
 
     def decoded(*profile: str) -> list[tuple[int, str]]:
         out = subprocess.run([*TUIMETER, "decode", str(rec), "--json", *profile], capture_output=True, text=True,

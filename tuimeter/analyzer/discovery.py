@@ -202,7 +202,12 @@ class Discovery:
         # who keeps a panel two dps claim: the user's edit, then the meter's own profile, then the lower id
         first = sorted(specs, key=lambda i: (i not in self._edits, home is None or i not in home.dps, i))
         _drop_duplicate_roles(specs, first)
-        return Profile(name, title or f"{name} (made by tuimeter discovery)", product_ids, specs, "discovery")
+        # the settings of the meter's own profile come along for the dps that kept its meaning
+        settings = tuple(st for st in (home.settings if home is not None else ())
+                         if st.dp in specs and specs[st.dp].writable and specs[st.dp].name == home.dps[st.dp].name
+                         and specs[st.dp].type is home.dps[st.dp].type) if home is not None else ()
+        return Profile(name, title or f"{name} (made by tuimeter discovery)", product_ids, specs, "discovery",
+                       settings)
 
 
 def _fit(spec: DPSpec, length: int) -> tuple[int, DPSpec | None]:
