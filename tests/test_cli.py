@@ -348,3 +348,15 @@ def test_a_trip_is_named_in_the_status_lines_and_the_log(tmp_path: Path) -> None
         assert any((r["voltage_v"] or 0) > 275 and r["relay"] for r in t.readings())
     finally:
         assert t.stop() == 0
+
+
+def test_a_recording_keeps_each_settings_write_next_to_its_bytes(meter: str, tmp_path: Path) -> None:
+    rec = tmp_path / "changes.rec"
+    assert run(meter, "--set", "alarm_mute=on", "--set", "over_voltage_threshold=320", "--record",
+               str(rec)).returncode == 2
+    lines = [json.loads(line) for line in rec.read_text().splitlines()]
+    changes = [(x["name"], x["result"]) for x in lines if x.get("event") == "setting_change"]
+    assert changes == [("alarm_mute", "confirmed"), ("over_voltage_threshold", "refused")]
+    assert all("t" in x for x in lines if x.get("event"))
+    decoded = run("decode", str(rec), "--json")  # the recording still decodes: the event lines are skipped
+    assert decoded.returncode == 0 and "alarm_mute: on" in decoded.stdout
