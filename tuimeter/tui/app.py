@@ -73,6 +73,7 @@ class TuimeterApp(App[int]):
     TITLE = "tuimeter"
     BINDINGS = [  # short labels: all of them fit an 80-column footer
         Binding("r", "toggle_relay", "Relay"),
+        Binding("r", "relay_locked", "Relay locked"),  # --read-only, replay: explains (check_action picks one)
         Binding("u", "query", "Query"),
         Binding("p", "pause_log", "Pause"),
         Binding("c", "clear_log", "Clear"),
@@ -143,8 +144,6 @@ class TuimeterApp(App[int]):
         self._device = self.query_one("#device-rows", DevicePanel)
         self._frame_log = self.query_one(FrameLog)
         self._setup_themes()
-        if self.read_only:  # the key stays live to explain itself; the footer says it is locked
-            self.bind("r", "toggle_relay", description="Relay locked")
         self._fit_to_size(self.size.width, self.size.height)
         # three paces: values fast, the log and the header slower (redrawing them is what costs)
         self.set_interval(REFRESH_S, self.refresh_view)
@@ -172,6 +171,13 @@ class TuimeterApp(App[int]):
         self.compact = width < COMPACT_BELOW[0] or height < COMPACT_BELOW[1]
         self.screen.set_class(self.compact, "compact")
         self.model.dirty = True
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "toggle_relay":
+            return not self.read_only
+        if action == "relay_locked":  # read-only: the key stays live to explain itself
+            return self.read_only
+        return True
 
     # ---- themes ----------------------------------------------------------------------------
     def _setup_themes(self) -> None:
@@ -280,6 +286,9 @@ class TuimeterApp(App[int]):
             self.notify(f"meter not online ({status.link.value}); relay command not sent", severity="warning")
             return
         self.push_screen(ConfirmRelay(self.model.relay), self._relay_confirmed)
+
+    def action_relay_locked(self) -> None:
+        self.action_toggle_relay()
 
     def _relay_confirmed(self, target: bool | None) -> None:
         if target is None:
