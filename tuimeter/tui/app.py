@@ -24,10 +24,10 @@ from tuimeter.analyzer.discovery import Discovery
 from tuimeter.core.command_path import CommandRefused
 from tuimeter.core.events import DatapointReceived, Event, LinkState, ProductInfoReceived, ProfileChosen
 from tuimeter.host.api import CommandFailed, MeterSession
+from tuimeter.tui.dialogs import ConfirmRelay
 from tuimeter.tui.model import FILTERS, MonitorModel, device_rows, leakage_level
 from tuimeter.tui.themes import DEFAULT_THEME, DEFAULT_VARIABLES, ThemeError, load_theme_file, shipped_themes
 from tuimeter.tui.widgets import (
-    ConfirmRelay,
     DevicePanel,
     FaultsPanel,
     FrameLog,

@@ -7,8 +7,9 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Grid, Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Digits, Label, Log, Markdown, Sparkline, Static
+from textual.widgets import Digits, Label, Log, Markdown, Sparkline, Static
 
+from tuimeter.tui.dialogs import ConfirmRelay as ConfirmRelay  # its home was here; tests import it from here
 from tuimeter.tui.model import MetricState
 
 _UNSET = object()
@@ -157,40 +158,6 @@ class StatusBar(Static):
     """Port, link state, product, heartbeat age and counters on one line."""
 
 
-class ConfirmRelay(ModalScreen[bool | None]):
-    """The relay switches mains: ask before sending anything."""
-
-    BINDINGS = [("escape", "cancel", "Cancel")]
-
-    def __init__(self, current: bool | None) -> None:
-        super().__init__()
-        self.current = current
-
-    def compose(self) -> ComposeResult:
-        if self.current is None:
-            question = "The relay state is unknown. Switch it ON or OFF?"
-        else:
-            question = f"Switch the relay {'OFF' if self.current else 'ON'}?"
-        with Vertical(id="confirm"):
-            yield Label(question, id="question")
-            yield Label("This switches mains power to everything behind the meter.", id="warning")
-            with Horizontal(id="buttons"):
-                if self.current is not True:
-                    yield Button("Switch ON", id="on", variant="success")
-                if self.current is not False:
-                    yield Button("Switch OFF", id="off", variant="error")
-                yield Button("Cancel", id="cancel")
-
-    def on_mount(self) -> None:
-        self.query_one("#cancel", Button).focus()  # Enter right away must not switch mains
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        self.dismiss({"on": True, "off": False}.get(event.button.id or ""))
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
-
-
 HELP = """\
 # tuimeter
 
@@ -207,6 +174,10 @@ HELP = """\
 | `ctrl+p` | command palette: the same actions |
 | `?` | this help |
 | `q` | quit |
+
+**Dialogs.** Every question shows its keys: `y` confirms, `n` or Esc cancels, and Cancel has the
+focus, so a stray Enter changes nothing. With the relay state unknown the relay dialog offers both:
+`1` ON, `0` OFF.
 
 **Panels.** Voltage, current, power, energy and leakage show the meter's last report, the lowest
 and highest since start, and the last five minutes. A dimmed panel is stale: no report for a while.
