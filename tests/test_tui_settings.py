@@ -13,6 +13,7 @@ from tuimeter.core.commands import Command
 from tuimeter.sim.faults import FaultPlan
 from tuimeter.tui.app import TuimeterApp
 from tuimeter.tui.dialogs import ConfirmRelay
+from tuimeter.tui.widgets import RelayPanel
 
 
 def started(link: OfflineLink) -> TuimeterApp:
@@ -74,3 +75,22 @@ async def test_relay_dialog_keys() -> None:
         await dialog(pilot, app, ConfirmRelay)
         await pilot.press("1")
         await pilot_until(pilot, lambda: writes_sent(link) == 2 and app.model.relay is True, what="switched ON")
+
+
+async def test_a_trip_shows_on_the_relay_panel_until_the_relay_is_on_again() -> None:
+    link = OfflineLink()
+    app = started(link)
+    async with app.run_test(size=(160, 48), notifications=True) as pilot:
+        panel = app.query_one(RelayPanel)
+        await pilot_until(pilot, lambda: text_of(panel).startswith("ON"), what="relay on")
+        link.sim._trip()  # earth leakage: the meter opens the relay itself, fault bit set
+        link.run(1)
+        await pilot_until(pilot, lambda: "tripped: leakagecurr_alarm, 18:30:10" in text_of(panel),
+                          what="the trip on the relay panel", show=lambda: text_of(panel))
+        assert text_of(panel).startswith("OFF") and panel.has_class("tripped")
+        await pilot_until(pilot, lambda: notified(app, "tripped: leakagecurr_alarm"), what="the trip notified")
+        await pilot.press("r")
+        await dialog(pilot, app, ConfirmRelay)
+        await pilot.press("y")
+        await pilot_until(pilot, lambda: text_of(panel).startswith("ON") and "tripped" not in text_of(panel),
+                          what="on again, the trip gone", show=lambda: text_of(panel))

@@ -248,7 +248,7 @@ class TuimeterApp(App[int]):
             self._metrics[metric].show(
                 state, model.stale(metric, STALE_AFTER_S), level, self.compact)
         pending = model.relay_pending if model.relay_pending is not None else None
-        self._relay.show(model.relay, pending, self.read_only)
+        self._relay.show(model.relay, pending, self.read_only, model.trip)
         self._faults.show(model.faults)
         self._device.show(device_rows(self.link.status().profile, self.link.datapoints()), self.compact)
 

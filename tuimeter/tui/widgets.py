@@ -84,24 +84,28 @@ class MetricPanel(Vertical):
 
 
 class RelayPanel(Static):
-    def show(self, relay: bool | None, pending: bool | None, read_only: bool) -> None:
-        if getattr(self, "_last", None) == (relay, pending, read_only):
+    """The relay as the meter reported it; why it tripped, when it opened by itself (until it is on again)."""
+
+    def show(self, relay: bool | None, pending: bool | None, read_only: bool, trip: str | None = None) -> None:
+        if getattr(self, "_last", None) == (relay, pending, read_only, trip):
             return
-        self._last = (relay, pending, read_only)
+        self._last = (relay, pending, read_only, trip)
         if pending is not None:
             state, cls = f"switching {'ON' if pending else 'OFF'}…", "pending"
         elif relay is None:
             state, cls = "unknown", "unknown"
         else:
             state, cls = ("ON" if relay else "OFF"), ("on" if relay else "off")
-        lines = Text.assemble((state, "bold"), "\n", ("confirmed by the meter" if pending is None and relay
-                                                       is not None else "waiting for the meter's report"
-                                                       if pending is not None else "not reported yet"))
+        tripped = trip is not None and relay is not True and pending is None
+        lines = Text.assemble((state, "bold"), "\n", (trip or "", "bold") if tripped else
+                              "confirmed by the meter" if pending is None and relay is not None else
+                              "waiting for the meter's report" if pending is not None else "not reported yet")
         if read_only:
             lines.append("\nread-only", style="bold")
         self.update(lines, layout=False)
         for c in ("on", "off", "unknown", "pending"):
             self.set_class(c == cls, c)
+        self.set_class(tripped, "tripped")
 
 
 class FaultsPanel(Static):
@@ -184,7 +188,8 @@ and highest since start, and the last five minutes. A dimmed panel is stale: no 
 Leakage turns yellow near the meter's own trip threshold (dp 104) and red over it.
 
 **Relay.** The state shown is the one the meter reported. After a command it reads
-*switching…* until the meter confirms, or a notification says it did not.
+*switching…* until the meter confirms, or a notification says it did not. When the meter opens
+the relay by itself on a fault, the panel says why and when (*tripped: …*) until it is on again.
 
 **Header.** Port and speed, link state, product id and MCU version, seconds since the last
 heartbeat reply, frames in and out, and parse errors.
