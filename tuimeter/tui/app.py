@@ -45,6 +45,7 @@ STATUS_REFRESH_S = 0.5  # header counters and heartbeat age
 SCREEN_LOG_LINES = 2000
 STALE_AFTER_S = 40.0  # the real meter reports about every 15 s
 COMPACT_BELOW = (120, 36)  # width, height
+FOOTER_ROOM = 100  # columns from which the footer also has room for the settings key
 HANGUP_GRACE_S = 2.0
 
 PANELS = (
@@ -81,6 +82,10 @@ class TuimeterApp(App[int]):
         Binding("s", "save_log", "Save"),
         Binding("t", "cycle_theme", "Theme", show=False),  # in help and the palette; the footer is full
         Binding("d", "discover", "Discover"),
+        # e opens the settings: in the footer only where it fits (the first of the two, while check_action
+        # allows it); below FOOTER_ROOM columns the footer is full and the key is the second, unshown one
+        Binding("e", "settings_from_footer", "Settings"),
+        Binding("e", "settings", "Settings", show=False),  # in help and the palette
         Binding("question_mark,f1", "help", "Help", key_display="?"),
         Binding("q,ctrl+q", "quit", "Quit"),
     ]
@@ -171,8 +176,11 @@ class TuimeterApp(App[int]):
         self.compact = width < COMPACT_BELOW[0] or height < COMPACT_BELOW[1]
         self.screen.set_class(self.compact, "compact")
         self.model.dirty = True
+        self.refresh_bindings()  # the footer's settings key comes and goes with the width
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "settings_from_footer":
+            return self.size.width >= FOOTER_ROOM
         if action == "toggle_relay":
             return not self.read_only
         if action == "relay_locked":  # read-only: the key stays live to explain itself
@@ -356,6 +364,16 @@ class TuimeterApp(App[int]):
             return
         self.notify(f"frame log saved: {path} ({len(self.model.log)} lines)")
 
+    def action_settings(self) -> None:
+        from tuimeter.tui.settings_screen import SettingsScreen
+
+        if isinstance(self.screen, SettingsScreen):
+            return
+        self.push_screen(SettingsScreen(self.link, lambda: self.model.settings_revision))
+
+    def action_settings_from_footer(self) -> None:
+        self.action_settings()
+
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
 
@@ -377,6 +395,8 @@ class TuimeterApp(App[int]):
         if not self.read_only:
             yield SystemCommand("Toggle relay", "Switch the relay (asks first)", self.action_toggle_relay)
         yield SystemCommand("Query status", "Ask the meter for every datapoint (0x08)", self.action_query)
+        yield SystemCommand("Settings", "Thresholds, switches, actions: see and edit (asks first)",
+                            self.action_settings)
         yield SystemCommand("Pause or resume the frame log", "Stop or restart scrolling", self.action_pause_log)
         yield SystemCommand("Clear the frame log", "Empty the frame log", self.action_clear_log)
         yield SystemCommand("Filter the frame log", "All, no heartbeats, reports only", self.action_cycle_filter)

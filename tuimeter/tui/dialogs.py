@@ -1,4 +1,5 @@
-"""Confirmation dialogs. Each shows its keys and answers to them: `y` confirms, `n` or Esc cancels, and Cancel
+"""Confirmation dialogs: the relay, a settings write, and the second question for a write that weakens
+protection. Each shows its keys and answers to them: `y` confirms, `n` or Esc cancels, and Cancel
 has the focus, so a stray Enter changes nothing."""
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label
+
+from tuimeter.core.settings import PreparedWrite, SettingKind
 
 R = TypeVar("R")
 
@@ -91,3 +94,67 @@ class ConfirmRelay(ConfirmDialog[bool]):
     def action_choose(self, on: bool) -> None:
         if on in self.offered:
             self.dismiss(on)
+
+
+def change_text(write: PreparedWrite) -> str:
+    """What a write does, in one line: `name: old → new`, or `name: press` for a one-shot action."""
+    if write.setting.kind is SettingKind.BUTTON:
+        return f"{write.setting.name}: press (a one-shot action)"
+    return write.summary
+
+
+class ConfirmSetting(ConfirmDialog[bool]):
+    """First question for every settings write: the change, old → new."""
+
+    def __init__(self, write: PreparedWrite) -> None:
+        super().__init__()
+        self.write = write
+
+    def compose(self) -> ComposeResult:
+        s = self.write.setting
+        question = f"Press {s.name}?" if s.kind is SettingKind.BUTTON else f"Write {s.name}?"
+        with Vertical(id="confirm"):
+            yield Label(question, id="question")
+            if s.title:
+                yield Label(Text(s.title), classes="title")
+            yield Label(Text(change_text(self.write)), id="change")
+            if self.write.weakening is not None:
+                yield Label("This change weakens protection: a second question follows.", id="warning")
+            else:
+                yield Label("The value shown changes when the meter reports it.", id="warning")
+            yield self.keys("press it" if s.kind is SettingKind.BUTTON else "write")
+            with Horizontal(id="buttons"):
+                yield Button("Press  y" if s.kind is SettingKind.BUTTON else "Write  y", id="yes",
+                             variant="warning" if self.write.weakening else "primary")
+                yield self.cancel_button()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(True if event.button.id == "yes" else None)
+
+    def action_confirm(self) -> None:
+        self.dismiss(True)
+
+
+class ConfirmWeakening(ConfirmDialog[bool]):
+    """The second question for a write that weakens protection: the risk in plain words."""
+
+    def __init__(self, write: PreparedWrite) -> None:
+        super().__init__()
+        self.write = write
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="confirm", classes="danger"):
+            yield Label("This weakens the meter's protection", id="question")
+            yield Label(Text(self.write.weakening or ""), id="risk")
+            yield Label(Text(change_text(self.write)), id="change")
+            yield Label("Write it only if you know why.", id="warning")
+            yield self.keys("weaken protection")
+            with Horizontal(id="buttons"):
+                yield Button("Weaken protection  y", id="yes", variant="error")
+                yield self.cancel_button()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(True if event.button.id == "yes" else None)
+
+    def action_confirm(self) -> None:
+        self.dismiss(True)

@@ -16,6 +16,7 @@ from tuimeter.core.events import (
     CommandFinished,
     CommandResult,
     CommandSource,
+    DatapointReceived,
     Event,
     FrameLogged,
     LinkChanged,
@@ -117,6 +118,7 @@ class MonitorModel:
         self.relay_pending: bool | None = None  # the state asked for, while unconfirmed
         self.faults: tuple[str, ...] | None = None
         self.trip: str | None = None  # "tripped: <reasons>, HH:MM:SS" until the relay is on again
+        self.settings_revision = 0  # counts events that may change the settings shown (reports, results, profile…)
         self.log: deque[LogLine] = deque(maxlen=LOG_KEEP)
         self.new_lines: deque[LogLine] = deque(maxlen=LOG_KEEP)  # not on screen yet
         self.notices: list[tuple[str, str]] = []  # (text, severity) to raise as notifications
@@ -134,6 +136,9 @@ class MonitorModel:
             self._line(LogLine(ev.ts, "error", None, f"{ev.kind}: {ev.detail}{raw}"))
             return
         self.dirty = True
+        if isinstance(ev, DatapointReceived | CommandFinished | ProfileChosen | ProductInfoReceived | LinkChanged
+                      | McuRestarted):
+            self.settings_revision += 1
         if isinstance(ev, ReadingUpdated):
             self._reading(ev.reading, ev.roles)
         elif isinstance(ev, LinkChanged):

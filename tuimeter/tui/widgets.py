@@ -169,6 +169,7 @@ HELP = """\
 |---|---|
 | `r` | toggle the relay (asks first; locked with `--read-only`) |
 | `u` | query status: the meter reports every datapoint (0x08) |
+| `e` | settings: thresholds, switches, actions; edit one (checked as you type, asks first) |
 | `p` | pause / resume the frame log |
 | `c` | clear the frame log |
 | `f` | filter the frame log: all, no heartbeats, reports only |
@@ -181,7 +182,13 @@ HELP = """\
 
 **Dialogs.** Every question shows its keys: `y` confirms, `n` or Esc cancels, and Cancel has the
 focus, so a stray Enter changes nothing. With the relay state unknown the relay dialog offers both:
-`1` ON, `0` OFF.
+`1` ON, `0` OFF. A setting change that weakens protection asks a second time, naming the risk.
+
+**Settings** (`e`). Every writable setting with the meter's confirmed value, unit and range; ⚠ marks
+those whose change can weaken protection. Enter edits the selected one: a number or an alarm record
+(`trip@250`, `alarm@250`) is typed and checked as you type, a switch toggles, an action is pressed,
+a choice is picked. While a write waits for the meter the row reads *writing…*; a write the meter did
+not confirm leaves the value *unknown*. Esc goes back.
 
 **Panels.** Voltage, current, power, energy and leakage show the meter's last report, the lowest
 and highest since start, and the last five minutes. A dimmed panel is stale: no report for a while.
