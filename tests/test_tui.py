@@ -116,6 +116,8 @@ async def test_read_only_refuses_the_toggle(server: PtyMeterServer, tmp_path: Pa
                           what="the read-only notification")
         assert not isinstance(app.screen, ConfirmRelay)
         assert "read-only" in text_of(app.query_one(RelayPanel))
+        shown = {b.binding.description for b in app.screen.active_bindings.values() if b.binding.show}
+        assert "Relay locked" in shown and "Relay" not in shown  # the footer says it is locked
         assert "read-only" in text_of(app.query_one(StatusBar)).lower()
         assert sent_commands(server, Command.DP_COMMAND) == 0
     await app.link.close()  # type: ignore[attr-defined]

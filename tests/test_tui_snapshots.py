@@ -12,6 +12,7 @@ from tests.tui_support import OfflineLink
 from tests.waiting import pilot_until
 from tuimeter.tui.app import TuimeterApp
 from tuimeter.tui.discovery import DiscoveryScreen
+from tuimeter.tui.settings_screen import SettingsScreen
 from tuimeter.tui.widgets import FrameLog
 
 
@@ -52,3 +53,30 @@ def test_discovery_view(snap_compare: Any) -> None:
         await settle(pilot)
 
     assert snap_compare(seeded_app(), terminal_size=(140, 30), run_before=open_discovery)
+
+
+async def open_settings(pilot: Pilot[int]) -> None:
+    await settle(pilot)
+    await pilot.press("e")
+    await pilot_until(pilot, lambda: isinstance(pilot.app.screen, SettingsScreen)
+                      and pilot.app.screen.query_one(DataTable).row_count > 0, what="the settings table")
+    await pilot.pause()
+
+
+def test_settings_screen(snap_compare: Any) -> None:
+    assert snap_compare(seeded_app(), terminal_size=(120, 30), run_before=open_settings)
+
+
+def test_settings_weakening_edit(snap_compare: Any) -> None:
+    async def edit_leakage(pilot: Pilot[int]) -> None:
+        await open_settings(pilot)
+        screen = pilot.app.screen
+        assert isinstance(screen, SettingsScreen)
+        screen.table.move_cursor(row=screen.table.get_row_index("leakage_threshold"))
+        await pilot.press("enter")
+        screen.editor.input.cursor_blink = False  # a blinking cursor would make the picture depend on timing
+        screen.editor.input.value = ""
+        await pilot.press("4", "0")
+        await pilot_until(pilot, lambda: "40 mA" in str(screen.editor.verdict.render()), what="the check shown")
+
+    assert snap_compare(seeded_app(), terminal_size=(120, 30), run_before=edit_leakage)

@@ -24,10 +24,10 @@ from tuimeter.analyzer.discovery import Discovery
 from tuimeter.core.command_path import CommandRefused
 from tuimeter.core.events import DatapointReceived, Event, LinkState, ProductInfoReceived, ProfileChosen
 from tuimeter.host.api import CommandFailed, MeterSession
+from tuimeter.tui.dialogs import ConfirmRelay
 from tuimeter.tui.model import FILTERS, MonitorModel, device_rows, leakage_level
 from tuimeter.tui.themes import DEFAULT_THEME, DEFAULT_VARIABLES, ThemeError, load_theme_file, shipped_themes
 from tuimeter.tui.widgets import (
-    ConfirmRelay,
     DevicePanel,
     FaultsPanel,
     FrameLog,
@@ -45,6 +45,7 @@ STATUS_REFRESH_S = 0.5  # header counters and heartbeat age
 SCREEN_LOG_LINES = 2000
 STALE_AFTER_S = 40.0  # the real meter reports about every 15 s
 COMPACT_BELOW = (120, 36)  # width, height
+FOOTER_ROOM = 100  # columns from which the footer also has room for the settings key
 HANGUP_GRACE_S = 2.0
 
 PANELS = (
@@ -73,6 +74,7 @@ class TuimeterApp(App[int]):
     TITLE = "tuimeter"
     BINDINGS = [  # short labels: all of them fit an 80-column footer
         Binding("r", "toggle_relay", "Relay"),
+        Binding("r", "relay_locked", "Relay locked"),  # --read-only, replay: explains (check_action picks one)
         Binding("u", "query", "Query"),
         Binding("p", "pause_log", "Pause"),
         Binding("c", "clear_log", "Clear"),
@@ -80,6 +82,10 @@ class TuimeterApp(App[int]):
         Binding("s", "save_log", "Save"),
         Binding("t", "cycle_theme", "Theme", show=False),  # in help and the palette; the footer is full
         Binding("d", "discover", "Discover"),
+        # e opens the settings: in the footer only where it fits (the first of the two, while check_action
+        # allows it); below FOOTER_ROOM columns the footer is full and the key is the second, unshown one
+        Binding("e", "settings_from_footer", "Settings"),
+        Binding("e", "settings", "Settings", show=False),  # in help and the palette
         Binding("question_mark,f1", "help", "Help", key_display="?"),
         Binding("q,ctrl+q", "quit", "Quit"),
     ]
@@ -143,8 +149,6 @@ class TuimeterApp(App[int]):
         self._device = self.query_one("#device-rows", DevicePanel)
         self._frame_log = self.query_one(FrameLog)
         self._setup_themes()
-        if self.read_only:  # the key stays live to explain itself; the footer says it is locked
-            self.bind("r", "toggle_relay", description="Relay locked")
         self._fit_to_size(self.size.width, self.size.height)
         # three paces: values fast, the log and the header slower (redrawing them is what costs)
         self.set_interval(REFRESH_S, self.refresh_view)
@@ -172,6 +176,16 @@ class TuimeterApp(App[int]):
         self.compact = width < COMPACT_BELOW[0] or height < COMPACT_BELOW[1]
         self.screen.set_class(self.compact, "compact")
         self.model.dirty = True
+        self.refresh_bindings()  # the footer's settings key comes and goes with the width
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "settings_from_footer":
+            return self.size.width >= FOOTER_ROOM
+        if action == "toggle_relay":
+            return not self.read_only
+        if action == "relay_locked":  # read-only: the key stays live to explain itself
+            return self.read_only
+        return True
 
     # ---- themes ----------------------------------------------------------------------------
     def _setup_themes(self) -> None:
@@ -242,7 +256,7 @@ class TuimeterApp(App[int]):
             self._metrics[metric].show(
                 state, model.stale(metric, STALE_AFTER_S), level, self.compact)
         pending = model.relay_pending if model.relay_pending is not None else None
-        self._relay.show(model.relay, pending, self.read_only)
+        self._relay.show(model.relay, pending, self.read_only, model.trip)
         self._faults.show(model.faults)
         self._device.show(device_rows(self.link.status().profile, self.link.datapoints()), self.compact)
 
@@ -280,6 +294,9 @@ class TuimeterApp(App[int]):
             self.notify(f"meter not online ({status.link.value}); relay command not sent", severity="warning")
             return
         self.push_screen(ConfirmRelay(self.model.relay), self._relay_confirmed)
+
+    def action_relay_locked(self) -> None:
+        self.action_toggle_relay()
 
     def _relay_confirmed(self, target: bool | None) -> None:
         if target is None:
@@ -347,6 +364,16 @@ class TuimeterApp(App[int]):
             return
         self.notify(f"frame log saved: {path} ({len(self.model.log)} lines)")
 
+    def action_settings(self) -> None:
+        from tuimeter.tui.settings_screen import SettingsScreen
+
+        if isinstance(self.screen, SettingsScreen):
+            return
+        self.push_screen(SettingsScreen(self.link, lambda: self.model.settings_revision))
+
+    def action_settings_from_footer(self) -> None:
+        self.action_settings()
+
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
 
@@ -368,6 +395,8 @@ class TuimeterApp(App[int]):
         if not self.read_only:
             yield SystemCommand("Toggle relay", "Switch the relay (asks first)", self.action_toggle_relay)
         yield SystemCommand("Query status", "Ask the meter for every datapoint (0x08)", self.action_query)
+        yield SystemCommand("Settings", "Thresholds, switches, actions: see and edit (asks first)",
+                            self.action_settings)
         yield SystemCommand("Pause or resume the frame log", "Stop or restart scrolling", self.action_pause_log)
         yield SystemCommand("Clear the frame log", "Empty the frame log", self.action_clear_log)
         yield SystemCommand("Filter the frame log", "All, no heartbeats, reports only", self.action_cycle_filter)

@@ -16,6 +16,7 @@ from tuimeter.core.events import (
     CommandFinished,
     CommandResult,
     CommandSource,
+    DatapointReceived,
     Event,
     FrameLogged,
     LinkChanged,
@@ -28,6 +29,7 @@ from tuimeter.core.events import (
     ReadingUpdated,
     RelayChanged,
     ServiceChanged,
+    Tripped,
     command_text,
 )
 from tuimeter.core.meter import DatapointView, Reading
@@ -115,6 +117,8 @@ class MonitorModel:
         self.relay: bool | None = None
         self.relay_pending: bool | None = None  # the state asked for, while unconfirmed
         self.faults: tuple[str, ...] | None = None
+        self.trip: str | None = None  # "tripped: <reasons>, HH:MM:SS" until the relay is on again
+        self.settings_revision = 0  # counts events that may change the settings shown (reports, results, profile…)
         self.log: deque[LogLine] = deque(maxlen=LOG_KEEP)
         self.new_lines: deque[LogLine] = deque(maxlen=LOG_KEEP)  # not on screen yet
         self.notices: list[tuple[str, str]] = []  # (text, severity) to raise as notifications
@@ -132,6 +136,9 @@ class MonitorModel:
             self._line(LogLine(ev.ts, "error", None, f"{ev.kind}: {ev.detail}{raw}"))
             return
         self.dirty = True
+        if isinstance(ev, DatapointReceived | CommandFinished | ProfileChosen | ProductInfoReceived | LinkChanged
+                      | McuRestarted):
+            self.settings_revision += 1
         if isinstance(ev, ReadingUpdated):
             self._reading(ev.reading, ev.roles)
         elif isinstance(ev, LinkChanged):
@@ -147,7 +154,11 @@ class MonitorModel:
             self.product, self.mcu_version = ev.info.product_id or ev.info.text, ev.info.mcu_version
             self._event(ev.ts, f"product info: {ev.info.text}")
         elif isinstance(ev, RelayChanged):
-            self.relay = ev.on
+            self._relay(ev.on)
+        elif isinstance(ev, Tripped):
+            self.trip = ev.text
+            self._event(ev.ts, ev.text)
+            self.notices.append((f"the meter {ev.text}", "error"))
         elif isinstance(ev, ProfileChosen):
             self._event(ev.ts, f"profile {ev.name} ({ev.reason})")
         elif isinstance(ev, ServiceChanged):
@@ -183,8 +194,13 @@ class MonitorModel:
             if new:
                 self.notices.append(("fault: " + ", ".join(sorted(new)), "error"))
             self.faults = r.faults
-        self.relay = r.relay
+        self._relay(r.relay)
         self.reading = r
+
+    def _relay(self, on: bool | None) -> None:
+        self.relay = on
+        if on:
+            self.trip = None  # on again: the trip is over
 
     def take_new_lines(self) -> list[LogLine]:
         lines = list(self.new_lines)

@@ -7,8 +7,9 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Grid, Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Digits, Label, Log, Markdown, Sparkline, Static
+from textual.widgets import Digits, Label, Log, Markdown, Sparkline, Static
 
+from tuimeter.tui.dialogs import ConfirmRelay as ConfirmRelay  # its home was here; tests import it from here
 from tuimeter.tui.model import MetricState
 
 _UNSET = object()
@@ -83,24 +84,28 @@ class MetricPanel(Vertical):
 
 
 class RelayPanel(Static):
-    def show(self, relay: bool | None, pending: bool | None, read_only: bool) -> None:
-        if getattr(self, "_last", None) == (relay, pending, read_only):
+    """The relay as the meter reported it; why it tripped, when it opened by itself (until it is on again)."""
+
+    def show(self, relay: bool | None, pending: bool | None, read_only: bool, trip: str | None = None) -> None:
+        if getattr(self, "_last", None) == (relay, pending, read_only, trip):
             return
-        self._last = (relay, pending, read_only)
+        self._last = (relay, pending, read_only, trip)
         if pending is not None:
             state, cls = f"switching {'ON' if pending else 'OFF'}…", "pending"
         elif relay is None:
             state, cls = "unknown", "unknown"
         else:
             state, cls = ("ON" if relay else "OFF"), ("on" if relay else "off")
-        lines = Text.assemble((state, "bold"), "\n", ("confirmed by the meter" if pending is None and relay
-                                                       is not None else "waiting for the meter's report"
-                                                       if pending is not None else "not reported yet"))
+        tripped = trip is not None and relay is not True and pending is None
+        lines = Text.assemble((state, "bold"), "\n", (trip or "", "bold") if tripped else
+                              "confirmed by the meter" if pending is None and relay is not None else
+                              "waiting for the meter's report" if pending is not None else "not reported yet")
         if read_only:
             lines.append("\nread-only", style="bold")
         self.update(lines, layout=False)
         for c in ("on", "off", "unknown", "pending"):
             self.set_class(c == cls, c)
+        self.set_class(tripped, "tripped")
 
 
 class FaultsPanel(Static):
@@ -157,40 +162,6 @@ class StatusBar(Static):
     """Port, link state, product, heartbeat age and counters on one line."""
 
 
-class ConfirmRelay(ModalScreen[bool | None]):
-    """The relay switches mains: ask before sending anything."""
-
-    BINDINGS = [("escape", "cancel", "Cancel")]
-
-    def __init__(self, current: bool | None) -> None:
-        super().__init__()
-        self.current = current
-
-    def compose(self) -> ComposeResult:
-        if self.current is None:
-            question = "The relay state is unknown. Switch it ON or OFF?"
-        else:
-            question = f"Switch the relay {'OFF' if self.current else 'ON'}?"
-        with Vertical(id="confirm"):
-            yield Label(question, id="question")
-            yield Label("This switches mains power to everything behind the meter.", id="warning")
-            with Horizontal(id="buttons"):
-                if self.current is not True:
-                    yield Button("Switch ON", id="on", variant="success")
-                if self.current is not False:
-                    yield Button("Switch OFF", id="off", variant="error")
-                yield Button("Cancel", id="cancel")
-
-    def on_mount(self) -> None:
-        self.query_one("#cancel", Button).focus()  # Enter right away must not switch mains
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        self.dismiss({"on": True, "off": False}.get(event.button.id or ""))
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
-
-
 HELP = """\
 # tuimeter
 
@@ -198,6 +169,7 @@ HELP = """\
 |---|---|
 | `r` | toggle the relay (asks first; locked with `--read-only`) |
 | `u` | query status: the meter reports every datapoint (0x08) |
+| `e` | settings: thresholds, switches, actions; edit one (checked as you type, asks first) |
 | `p` | pause / resume the frame log |
 | `c` | clear the frame log |
 | `f` | filter the frame log: all, no heartbeats, reports only |
@@ -208,12 +180,23 @@ HELP = """\
 | `?` | this help |
 | `q` | quit |
 
+**Dialogs.** Every question shows its keys: `y` confirms, `n` or Esc cancels, and Cancel has the
+focus, so a stray Enter changes nothing. With the relay state unknown the relay dialog offers both:
+`1` ON, `0` OFF. A setting change that weakens protection asks a second time, naming the risk.
+
+**Settings** (`e`). Every writable setting with the meter's confirmed value, unit and range; ⚠ marks
+those whose change can weaken protection. Enter edits the selected one: a number or an alarm record
+(`trip@250`, `alarm@250`) is typed and checked as you type, a switch toggles, an action is pressed,
+a choice is picked. While a write waits for the meter the row reads *writing…*; a write the meter did
+not confirm leaves the value *unknown*. Esc goes back.
+
 **Panels.** Voltage, current, power, energy and leakage show the meter's last report, the lowest
 and highest since start, and the last five minutes. A dimmed panel is stale: no report for a while.
 Leakage turns yellow near the meter's own trip threshold (dp 104) and red over it.
 
 **Relay.** The state shown is the one the meter reported. After a command it reads
-*switching…* until the meter confirms, or a notification says it did not.
+*switching…* until the meter confirms, or a notification says it did not. When the meter opens
+the relay by itself on a fault, the panel says why and when (*tripped: …*) until it is on again.
 
 **Header.** Port and speed, link state, product id and MCU version, seconds since the last
 heartbeat reply, frames in and out, and parse errors.
