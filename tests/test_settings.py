@@ -214,13 +214,11 @@ def test_an_unconfirmed_write_makes_the_value_unknown_and_the_same_write_is_sent
     assert state.value is None and state.text == "unknown"  # never the old 50 mA
     assert "leakage_threshold" not in m.meter.values
     link.sim._apply = real_apply  # type: ignore[method-assign]
-    with pytest.raises(CommandRefused, match="has not reported dp 104"):  # unknown type: not guessed at
-        m.request_setting("leakage_threshold", "20", link.now, link.wall())
-    m.request_query(link.now, link.wall())
-    link.run(2)
+    # the same value again is sent, not skipped as "already 20": the value is unknown, its type is not
     m.request_setting("leakage_threshold", "20", link.now, link.wall())
     (again,) = finished(link.run(3))
-    assert again.result is CommandResult.CONFIRMED and len(writes_sent(link, 104)) == 2
+    assert again.result is CommandResult.CONFIRMED and again.setting is not None and again.setting.old is None
+    assert len(writes_sent(link, 104)) == 2 and link.sim.values[104] == 20
 
 
 def test_refusals_send_nothing_and_are_events_too() -> None:

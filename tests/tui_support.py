@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from tuimeter.core.command_path import CommandRefused
 from tuimeter.core.events import CommandFinished, CommandSource
 from tuimeter.core.host import HostConfig, HostMachine
 from tuimeter.core.profile import Profile, load_profile
@@ -93,7 +94,11 @@ class OfflineLink(MachineViews[HostMachine]):
 
     async def write_setting(self, name: str, value: str | None, source: CommandSource = CommandSource.KEY,
                             allow_weakening: bool = False) -> str:
-        token = self.machine.request_setting(name, value, self.now, self.wall(), source, allow_weakening)
+        try:
+            token = self.machine.request_setting(name, value, self.now, self.wall(), source, allow_weakening)
+        except CommandRefused:
+            self._publish()  # a refusal is an event too, as HostSession publishes it
+            raise
         return await self._until_done(token)
 
     async def query(self, source: CommandSource = CommandSource.KEY) -> str:

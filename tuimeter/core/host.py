@@ -236,10 +236,10 @@ class HostMachine(MeterReader):
         command_path.check_setting(read_only=self.config.read_only, online=self.online, link=self.link.value)
         setting = find(self.profile.settings, self.profile.name, name)
         reported = self.meter.dps.get(setting.dp)
-        if not setting.available(self._product_id, reported is not None):
+        if not setting.available(self._product_id, self.meter.type_of(setting.dp) is not None):
             raise SettingRefused(f"{setting.name} is not a setting of this product "
                                  f"({self._product_id or 'product id unknown'}); nothing sent")
-        return prepare(setting, text, reported, self._product_id)
+        return prepare(setting, text, reported, self._product_id, self.meter.type_of(setting.dp))
 
     def request_setting(self, name: str, text: str | None, now: float, wall: datetime,
                         source: CommandSource = CommandSource.KEY, allow_weakening: bool = False) -> int:

@@ -66,6 +66,7 @@ class MeterState:
         self._pending: list[DataPoint] = []  # reports not decoded yet, in the order they came
         self._reported: set[str] = set()  # keys set since take_reported()
         self._alarm_ids = frozenset(spec.id for spec in profile.dps.values() if spec.alarms)
+        self._types: dict[int, DPType] = {}  # each dp's wire type as reported: kept when a value is forgotten
 
     @property
     def dps(self) -> dict[int, DataPoint]:
@@ -100,6 +101,7 @@ class MeterState:
         if self._pending:
             self._decode_pending()
         self._dps[dp.id] = dp
+        self._types[dp.id] = dp.type
         return self._decode(dp)
 
     def forget(self, key: str) -> Scalar | None:
@@ -116,6 +118,12 @@ class MeterState:
                 for k in values:
                     self._values.pop(k, None)
         return before
+
+    def type_of(self, dpid: int) -> DPType | None:
+        """The wire type the meter reported this dp with (still known after its value is forgotten)."""
+        if self._pending:
+            self._decode_pending()
+        return self._types.get(dpid)
 
     def forget_dp(self, dpid: int) -> None:
         """Make every value of a dp unknown (a write to it went unconfirmed): its report goes."""
@@ -138,6 +146,7 @@ class MeterState:
         pending, self._pending = self._pending, []
         for dp in pending:
             self._dps[dp.id] = dp
+            self._types[dp.id] = dp.type
             self._decode(dp)
 
     def _decode(self, dp: DataPoint) -> dict[str, Scalar]:

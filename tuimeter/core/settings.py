@@ -206,42 +206,61 @@ _TRUE = {"on", "true", "1", "yes"}
 _FALSE = {"off", "false", "0", "no"}
 
 
-def prepare(setting: Setting, text: str | None, reported: DataPoint | None, product_id: str | None) -> PreparedWrite:
+def prepare(setting: Setting, text: str | None, reported: DataPoint | None, product_id: str | None,
+            wire_type: DPType | None = None) -> PreparedWrite:
     """The datapoint that sets `setting` to what `text` says, sent with the type the meter reported
-    for that dp; SettingRefused (one line, nothing sent) when anything is wrong."""
-    if reported is None:
+    for that dp; SettingRefused (one line, nothing sent) when anything is wrong. `reported` is the
+    meter's last report of the dp (None: none, or its value is unknown since a write went unconfirmed);
+    `wire_type` the type it was reported with, which outlives a forgotten value."""
+    kind = reported.type if reported is not None else wire_type
+    if kind is None:
         raise SettingRefused(f"the meter has not reported dp {setting.dp} ({setting.name}) yet, so the type to "
                              "send it with is unknown; nothing sent (query the meter first)")
     old = setting.current(reported)
-    if setting.kind is SettingKind.ALARM and len(reported.raw) % ALARM_RECORD:
-        raise SettingRefused(f"the meter's dp {setting.dp} is {len(reported.raw)} bytes, not whole 4-byte records; "
-                             "it is not edited")
     if setting.kind is SettingKind.ALARM:
-        new: SettingValue = _alarm_value(setting, text, old, product_id)
-        dp = make_datapoint(setting.dp, DPType.RAW, _edited_buffer(setting, reported, new))
-    elif setting.kind is SettingKind.NUMBER:
-        new = _number_value(setting, text, product_id)
-        raw = round(float(new) / setting.scale)
-        dp = _typed(setting, reported, raw)
+        return _prepare_alarm(setting, text, reported, product_id)
+    if setting.kind is SettingKind.NUMBER:
+        number = _number_value(setting, text, product_id)
+        new: SettingValue = number
+        dp = _typed(setting, kind, round(number / setting.scale))
     elif setting.kind is SettingKind.SWITCH:
         new = _bool_value(setting, text)
-        dp = _typed(setting, reported, new)
+        dp = _typed(setting, kind, new)
     elif setting.kind is SettingKind.BUTTON:
         if text not in (None, "", "press", "on", "true", "1"):
             raise SettingRefused(f"{setting.name} is a one-shot action: give it no value (--set {setting.name})")
         new = True
-        dp = _typed(setting, reported, True)
+        dp = _typed(setting, kind, True)
     else:
         new = _choice_value(setting, text)
-        dp = _typed(setting, reported, setting.options.index(str(new)))
-    risk = (setting.weakening.risk if setting.weakening and setting.weakening.risk else
-            f"{setting.name} {setting.text(new)} weakens the meter's protection") if setting.weakens(new) else None
-    return PreparedWrite(setting, old, new, dp, risk)
+        dp = _typed(setting, kind, setting.options.index(str(new)))
+    return PreparedWrite(setting, old, new, dp, _risk(setting, new))
 
 
-def _typed(setting: Setting, reported: DataPoint, value: bool | int) -> DataPoint:
+def _risk(setting: Setting, new: SettingValue) -> str | None:
+    if not setting.weakens(new):
+        return None
+    assert setting.weakening is not None
+    return setting.weakening.risk or f"{setting.name} {setting.text(new)} weakens the meter's protection"
+
+
+def _prepare_alarm(setting: Setting, text: str | None, reported: DataPoint | None,
+                   product_id: str | None) -> PreparedWrite:
+    """An alarm record is edited inside the buffer the meter last reported: no buffer, no edit."""
+    if reported is None:
+        raise SettingRefused(f"the meter's dp {setting.dp} buffer is unknown (not reported since a write went "
+                             "unconfirmed); nothing sent (query the meter first)")
+    old = setting.current(reported)
+    if len(reported.raw) % ALARM_RECORD:
+        raise SettingRefused(f"the meter's dp {setting.dp} is {len(reported.raw)} bytes, not whole 4-byte records; "
+                             "it is not edited")
+    new = _alarm_value(setting, text, old, product_id)
+    dp = make_datapoint(setting.dp, DPType.RAW, _edited_buffer(setting, reported, new))
+    return PreparedWrite(setting, old, new, dp, _risk(setting, new))
+
+
+def _typed(setting: Setting, kind: DPType, value: bool | int) -> DataPoint:
     """The value in the wire type the meter itself reported (dp 12 is a bool on some, an enum on others)."""
-    kind = reported.type
     if kind is DPType.BOOL:
         return make_datapoint(setting.dp, kind, bool(value))
     if kind in (DPType.VALUE, DPType.ENUM):
