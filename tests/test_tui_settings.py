@@ -241,6 +241,10 @@ async def test_weakening_needs_the_second_dialog_and_cancelling_it_sends_nothing
         await dialog(pilot, app, ConfirmSetting)
         await pilot.press("y")
         await dialog(pilot, app, ConfirmWeakening)
+        await pilot.press("y")  # at once: the first dialog's y held down, not an answer
+        await pilot_until(pilot, lambda: notified(app, "read the risk first"), what="the held y not taken")
+        assert isinstance(app.screen, ConfirmWeakening) and writes_sent(link) == 0
+        link.run(1)
         await pilot.press("y")
         await pilot_until(pilot, lambda: value_shown(app, LEAK) == "writing… 40 mA", what="writing… 40 mA")
         await answer(pilot, link, 1)

@@ -369,7 +369,7 @@ class TuimeterApp(App[int]):
 
         if isinstance(self.screen, SettingsScreen):
             return
-        self.push_screen(SettingsScreen(self.link, lambda: self.model.settings_revision))
+        self.push_screen(SettingsScreen(self.link, lambda: self.model.settings_revision, self.clock))
 
     def action_settings_from_footer(self) -> None:
         self.action_settings()

@@ -4,6 +4,7 @@ has the focus, so a stray Enter changes nothing."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TypeVar
 
 from rich.text import Text
@@ -135,12 +136,18 @@ class ConfirmSetting(ConfirmDialog[bool]):
         self.dismiss(True)
 
 
-class ConfirmWeakening(ConfirmDialog[bool]):
-    """The second question for a write that weakens protection: the risk in plain words."""
+REPEAT_GUARD = 0.5  # s: a `y` this soon after the dialog opened is the first one's key repeat, not an answer
 
-    def __init__(self, write: PreparedWrite) -> None:
+
+class ConfirmWeakening(ConfirmDialog[bool]):
+    """The second question for a write that weakens protection: the risk in plain words. A `y` held
+    down through the first dialog would answer this one too: one that comes too soon is not taken."""
+
+    def __init__(self, write: PreparedWrite, clock: Callable[[], float]) -> None:
         super().__init__()
         self.write = write
+        self._clock = clock
+        self._opened = clock()
 
     def compose(self) -> ComposeResult:
         with Vertical(id="confirm", classes="danger"):
@@ -157,4 +164,7 @@ class ConfirmWeakening(ConfirmDialog[bool]):
         self.dismiss(True if event.button.id == "yes" else None)
 
     def action_confirm(self) -> None:
+        if self._clock() - self._opened < REPEAT_GUARD:
+            self.notify("read the risk first, then press y", severity="warning")
+            return
         self.dismiss(True)

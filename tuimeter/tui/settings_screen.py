@@ -158,9 +158,10 @@ class SettingsScreen(Screen[None]):
         Binding("e", "edit", "Edit"),
     ]
 
-    def __init__(self, link: MeterSession, revision: Callable[[], int]) -> None:
+    def __init__(self, link: MeterSession, revision: Callable[[], int], clock: Callable[[], float]) -> None:
         super().__init__()
         self.link = link
+        self._clock = clock
         self._revision = revision  # the model's count of events that may change what is shown
         self._drawn: object = None
         self._rows: dict[str, tuple[str | Text, ...]] = {}
@@ -306,7 +307,7 @@ class SettingsScreen(Screen[None]):
             if write.weakening is None:
                 self._write(write, text, allow_weakening=False)
             else:
-                self.app.push_screen(ConfirmWeakening(write), second)
+                self.app.push_screen(ConfirmWeakening(write, self._clock), second)
 
         def second(yes: bool | None) -> None:
             if yes:
