@@ -17,7 +17,10 @@ from tests.broker import Broker
 from tests.headless_process import TUIMETER, Tuimeter
 from tests.waiting import TIMEOUT, until
 from tuimeter.bridge.homeassistant import Identity, Topics, discovery_messages
-from tuimeter.bridge.mqtt import MqttConfigError, MqttSettings
+from tuimeter.bridge.mqtt import MqttBridge, MqttConfigError, MqttSettings
+from tuimeter.core.host import HostConfig
+from tuimeter.core.profile import load_profile
+from tuimeter.host.session import HostSession, SessionOptions
 
 
 class Watcher:
@@ -303,6 +306,26 @@ def test_tls_with_the_brokers_ca_and_a_clear_line_without_it(tmp_path: Path, run
         assert ok.stop() == 0
     finally:
         b.stop()
+
+
+async def test_close_ends_a_publisher_that_lost_its_cancel() -> None:
+    """aiomqtt waits for a PUBACK with asyncio.wait_for, which on Python 3.11 swallows a cancel that comes in
+    the loop iteration the PUBACK does (gh-86296); a stop must not then wait for the publisher for ever."""
+    session = HostSession(SessionOptions(port="/dev/null"), load_profile("earu-2p63a"), HostConfig())  # not started
+    bridge = MqttBridge(session, MqttSettings.parse("mqtt://127.0.0.1", node_id="c1"), read_only=False)
+    puback: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    async def publisher() -> None:  # as _publisher: a publish waiting for its PUBACK, then the next wake-up
+        await asyncio.wait_for(puback, TIMEOUT)
+        await asyncio.Event().wait()
+
+    bridge._runner = runner = asyncio.create_task(publisher())
+    await asyncio.sleep(0)
+    puback.set_result(None)  # close() cancels in this same iteration
+    async with asyncio.timeout(TIMEOUT) as deadline:
+        await bridge.close()
+    assert not deadline.expired()  # close() ended it, not this test's deadline (whose cancel would end it too)
+    assert runner.cancelled()
 
 
 def test_only_a_refused_connect_counts_as_a_refused_login() -> None:

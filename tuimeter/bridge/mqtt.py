@@ -260,10 +260,12 @@ class MqttBridge:
                 async with asyncio.timeout(2):
                     await client.publish(self.topics.meter, OFFLINE, qos=1, retain=True)
                     await client.publish(self.topics.availability, OFFLINE, qos=1, retain=True)
-        if self._runner is not None:
-            self._runner.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._runner
+        runner = self._runner
+        # Cancelled again until it ends: aiomqtt waits with asyncio.wait_for, which on Python 3.11 swallows a
+        # cancel that meets the broker's PUBACK (gh-86296); the publisher would then wait for ever, and so would we
+        while runner is not None and not runner.done():
+            runner.cancel()
+            await asyncio.wait({runner}, timeout=1.0)
 
     async def _run(self) -> None:
         delay, up_since = RECONNECT_MIN, 0.0
