@@ -3,7 +3,8 @@
 Line faults mangle the bytes on their way out (noise, bursts, stray headers, bad checksums,
 truncated frames, absurd lengths, dribbled bytes). The MCU faults (silence, missed heartbeats,
 reboots, unsolicited requests, unconfirmed relay commands) live in SimulatedMeter, the port
-faults (unplugging) in PtyMeterServer. All read one FaultPlan.
+faults (unplugging) in PtyMeterServer, the protection events (surge, sag, overload, earth leak)
+in the household the meter measures. All read one FaultPlan.
 """
 
 from __future__ import annotations
@@ -35,6 +36,23 @@ class FaultPlan:
     # port
     unplug_every: float = 0.0  # mean seconds between unplugs (0: never)
     unplug_for: float = 1.0
+    # protection events, seconds after the meter started (0: never); each lasts <name>_for seconds
+    # (0: event_for) unless a trip ends it (an overload or a leak does not outlive the relay opening)
+    surge_at: float = 0.0  # mains 10 V above the over-voltage threshold
+    surge_for: float = 0.0
+    sag_at: float = 0.0  # mains 10 V below the under-voltage threshold
+    sag_for: float = 0.0
+    overload_at: float = 0.0  # an extra load drawing 10 A more than the over-current threshold
+    overload_for: float = 0.0
+    leak_at: float = 0.0  # earth leakage 10 mA over the leakage threshold
+    leak_for: float = 0.0
+    event_for: float = 30.0
+
+    def window(self, event: str) -> tuple[float, float] | None:
+        """(start, end) of protection event `event` (surge, sag, overload, leak) in seconds after the
+        meter started, or None if it never happens."""
+        at, length = float(getattr(self, f"{event}_at")), float(getattr(self, f"{event}_for"))
+        return (at, at + (length or self.event_for)) if at > 0 else None
 
     @property
     def mangles(self) -> bool:

@@ -1,6 +1,8 @@
 """A household behind the simulated meter: appliances switching, mains voltage, earth leakage.
 
-Everything runs on simulated seconds and one seeded random generator, so runs repeat.
+Everything runs on simulated seconds and one seeded random generator, so runs repeat. A fault event
+(an Excursion: surge, sag, overload, earth leak) can be laid over it; it draws no random numbers, so
+a run without one is the same as before.
 """
 
 from __future__ import annotations
@@ -21,6 +23,22 @@ class Appliance:
 
 
 @dataclass(frozen=True, slots=True)
+class Excursion:
+    """A fault event on top of the household: the mains off its usual level, an extra load, a leak."""
+
+    mains_v: float | None = None  # the open-circuit mains voltage instead of ~230 V
+    load_a: float = 0.0  # an extra load drawing about this current
+    leak_ma: float = 0.0  # an extra fault current to earth
+
+    def __add__(self, other: Excursion) -> Excursion:
+        mains = other.mains_v if other.mains_v is not None else self.mains_v
+        return Excursion(mains, self.load_a + other.load_a, self.leak_ma + other.leak_ma)
+
+
+NO_EXCURSION = Excursion()
+
+
+@dataclass(frozen=True, slots=True)
 class Sample:
     voltage_v: float
     current_a: float
@@ -33,6 +51,7 @@ class Household:
 
     BASE_W = 75.0
     SOURCE_OHMS = 0.28  # line impedance: 2 kW costs ~2.4 V
+    NOMINAL_V = 230.0
 
     def __init__(self, seed: int = 0, start: float = 0.0) -> None:
         # one generator per event stream, each drawn in time order: how finely the caller steps
@@ -42,6 +61,7 @@ class Household:
         self._faults = random.Random(f"{seed}:earth-faults")
         self.seed = seed
         self.t = start
+        self.excursion = NO_EXCURSION  # set by the meter, for the time from now on
         self.appliances = [
             Appliance("fridge", 110.0, 18 * 60, 35 * 60),
             Appliance("kettle", 2000.0, 3 * 60, 80 * 60),
@@ -58,7 +78,7 @@ class Household:
         self.next_leak_fault = start + self._faults.expovariate(1 / (5 * 3600))
 
     def load_w(self) -> float:
-        return self.BASE_W + sum(a.watts for a in self.appliances if a.on)
+        return self.BASE_W + sum(a.watts for a in self.appliances if a.on) + self.excursion.load_a * self.NOMINAL_V
 
     def advance(self, t_new: float, powered: bool) -> tuple[float, float]:
         """Move to t_new. Returns (Wh consumed, the largest brief earth fault on the way in mA, or 0)."""
@@ -97,7 +117,8 @@ class Household:
         noise = random.Random(f"{self.seed}:{round(self.t, 1)}")
         day = math.sin(2 * math.pi * (self.t % 86400) / 86400)
         p = self.load_w() * noise.uniform(0.97, 1.03) if powered else 0.0
-        v_open = 230.0 + 2.5 * day + noise.gauss(0, 0.4)
+        mains = 230.0 + 2.5 * day if self.excursion.mains_v is None else self.excursion.mains_v
+        v_open = mains + noise.gauss(0, 0.4)
         i = p / v_open if powered else 0.0
         v = v_open - self.SOURCE_OHMS * i
         leak = 0.0
@@ -105,4 +126,5 @@ class Household:
             leak = max(0.0, 3.0 + 0.0004 * p + noise.gauss(0, 0.6))
             if self.t < self.leak_spike_until:
                 leak += self.leak_spike_ma
+            leak += self.excursion.leak_ma
         return Sample(v, i, p, leak)
