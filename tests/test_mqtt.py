@@ -287,6 +287,28 @@ async def test_settings_are_announced_written_through_the_one_path_and_shown_as_
     assert next(e for e in t.events("setting_change") if e["result"] == "confirmed")["reported"] == 260
 
 
+async def test_a_leak_trip_of_the_simulated_meter_is_a_trip_event_and_the_last_trip(
+        broker: Broker, run: Callable[..., Tuimeter]) -> None:
+    t = run("--mqtt", broker.url, "--node-id", "t1", "--demo-faults", "leak_at=5")  # 10 mA over the threshold
+
+    async def body(client: aiomqtt.Client, w: Watcher) -> None:
+        await w.until(lambda: "tuimeter/t1/last_trip" in w.latest and w.latest.get("tuimeter/t1/relay") == "OFF")
+        last = json.loads(w.latest["tuimeter/t1/last_trip"])
+        assert last["reasons"] == ["leakagecurr_alarm"]
+        (logged,) = t.events("trip")
+        assert logged["reasons"] == ["leakagecurr_alarm"] and datetime.fromisoformat(last["ts"]) == \
+            datetime.fromisoformat(logged["ts"])
+        out = t.output()
+        if out.index("mqtt up: connected") < out.index("the meter tripped"):  # (a trip before it is no event)
+            await w.until(lambda: "tuimeter/t1/trip" in w.latest)
+            assert json.loads(w.latest["tuimeter/t1/trip"]) == {
+                "event_type": "leakagecurr_alarm", "fault": "leakagecurr_alarm", "reasons": ["leakagecurr_alarm"],
+                "ts": last["ts"]}
+
+    await watching(broker.port, body)
+    assert t.stop() == 0
+
+
 # ---- the bridge in this process, on the simulated meter -----------------------------------------
 
 @contextlib.asynccontextmanager
