@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,7 +22,8 @@ from tests.broker import Broker
 from tests.headless_process import Tuimeter
 from tests.home_assistant import HomeAssistant
 from tests.waiting import until_sync
-from tuimeter.bridge.homeassistant import Identity, Topics, discovery_messages
+from tuimeter.bridge.homeassistant import Identity, Topics, discovery_messages, last_trip_payload, trip_events
+from tuimeter.core.events import Tripped
 
 PROFILES = Path(__file__).parent.parent / "tuimeter" / "profiles"
 GONE = ("unavailable", "unknown")
@@ -37,6 +38,28 @@ ENTITIES: dict[str, tuple[str, str | None, str | None, str | None]] = {
     "relay": ("switch", None, None, None),
     "faults": ("sensor", None, None, None),
     "fault": ("binary_sensor", "problem", None, None),
+}
+# The settings' entities of the demo meter (EARU, 10-byte), and the trip's: component, entity category
+SETTINGS: dict[str, tuple[str, str | None]] = {
+    "over_voltage_threshold": ("number", "config"),
+    "under_voltage_threshold": ("number", "config"),
+    "over_current_threshold": ("number", "config"),
+    "leakage_threshold": ("number", "config"),
+    "charge_energy": ("number", "config"),
+    "switch_prepayment": ("switch", "config"),
+    "alarm_mute": ("switch", "config"),
+    "clear_energy": ("button", "config"),
+    "trip": ("event", None),
+    "last_trip": ("sensor", None),
+}
+# and of its 8-byte relative (TOMPD-63): alarm records are a threshold number and a trip / alarm-only select
+ALARMS: dict[str, tuple[str, str | None]] = {
+    "alarm_set_2_over_voltage_threshold": ("number", "config"),
+    "alarm_set_2_over_voltage_action": ("select", "config"),
+    "alarm_set_1_overload_threshold": ("number", "config"),
+    "alarm_set_1_short_circuit_threshold": ("sensor", "diagnostic"),  # one possible value (0-0): shown only
+    "alarm_set_1_short_circuit_action": ("select", "config"),
+    "protection_time": ("number", "config"),
 }
 LOG_FIELDS = {"voltage": "voltage_v", "current": "current_a", "power": "power_w", "energy": "energy_kwh",
               "leakage": "leakage_ma"}
@@ -69,12 +92,17 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Home]:
         broker.stop()
 
 
-def entity_ids(ha: HomeAssistant, node: str) -> dict[str, str]:
-    """key → entity id of a node's entities, once HA has all eight in its registry."""
+def entity_ids(ha: HomeAssistant, node: str, keys: Iterable[str] = (*ENTITIES, *SETTINGS)) -> dict[str, str]:
+    """key → entity id of a node's entities, once HA has those of `keys` in its registry."""
     prefix = f"tuimeter_{node}_"
-    wait(lambda: len(ha.entities(prefix)) == len(ENTITIES), what=f"{len(ENTITIES)} entities {prefix}*",
-               show=lambda: f"{sorted(ha.entities(prefix))}\n{ha.tail()}")
-    return {uid.removeprefix(prefix): e["entity_id"] for uid, e in ha.entities(prefix).items()}
+    wanted = set(keys)
+
+    def known() -> dict[str, str]:
+        return {uid.removeprefix(prefix): e["entity_id"] for uid, e in ha.entities(prefix).items()}
+
+    wait(lambda: wanted <= set(known()), what=f"{len(wanted)} entities {prefix}*",
+         show=lambda: f"missing {sorted(wanted - set(known()))}\n{ha.tail()}")
+    return known()
 
 
 def no_problems(ha: HomeAssistant) -> None:
@@ -101,11 +129,12 @@ def test_home_assistant_takes_the_meter_as_announced_and_switches_it(
     assert (device["model"], device["serial_number"], device["sw_version"]) == \
         ("r9kg2g1uhhyicycb", "FSE-F723C558128885", "1.0.0")
     registry = ha.entities("tuimeter_ha1_")
-    assert all(e["device_id"] == device["id"] and e["entity_category"] is None for e in registry.values())
+    assert all(e["device_id"] == device["id"] for e in registry.values())
+    assert all(registry[f"tuimeter_ha1_{key}"]["entity_category"] is None for key in ENTITIES)
     no_problems(ha)  # HA's own checks of the configs (units for the device class and more) said nothing
 
     # every entity as a user needs it
-    wait(lambda: all(ha.state(e) not in GONE for e in ids.values()), what="every entity with a state",
+    wait(lambda: all(ha.state(ids[key]) not in GONE for key in ENTITIES), what="every entity with a state",
                show=lambda: str({k: ha.state(e) for k, e in ids.items()}))
     states = ha.states()
     for key, (component, device_class, unit, state_class) in ENTITIES.items():
@@ -148,6 +177,80 @@ def test_home_assistant_takes_the_meter_as_announced_and_switches_it(
     assert t.stop() == 0
     wait(lambda: all(ha.state(e) == "unavailable" for e in ids.values()), what="every entity unavailable",
                show=lambda: str({k: ha.state(e) for k, e in ids.items()}))
+    no_problems(ha)
+
+
+async def test_settings_are_numbers_switches_buttons_and_selects_and_a_trip_is_an_event(
+        home: Home, run: Callable[..., Tuimeter]) -> None:
+    ha = home.ha
+    t = run("--mqtt", home.broker.url, "--node-id", "ha5", name="ha5")
+    relative = run("--mqtt", home.broker.url, "--node-id", "ha6", "--demo-variant", "8byte", name="ha6")
+    ids = entity_ids(ha, "ha5")
+    registry = ha.entities("tuimeter_ha5_")
+    for key, (component, category) in SETTINGS.items():
+        assert ids[key].startswith(f"{component}.") and registry[f"tuimeter_ha5_{key}"]["entity_category"] == category
+    threshold = ids["over_voltage_threshold"]
+    wait(lambda: ha.state(threshold) not in GONE and ha.state(ids["alarm_mute"]) not in GONE,
+         what="the settings with the meter's values")
+    states = ha.states()
+    attrs = states[threshold]["attributes"]
+    assert (attrs["min"], attrs["max"], attrs["step"], attrs["mode"], attrs["unit_of_measurement"],
+            attrs["device_class"]) == (250, 300, 1, "box", "V", "voltage")
+    assert float(states[threshold]["state"]) == 275  # as the simulated meter reports it
+    assert states[ids["leakage_threshold"]]["attributes"]["unit_of_measurement"] == "mA"
+    assert (ha.state(ids["alarm_mute"]), ha.state(ids["switch_prepayment"])) == ("off", "off")
+    assert ha.state(ids["trip"]) == "unknown" and ha.state(ids["last_trip"]) == "unknown"  # no trip yet
+    assert "leakagecurr_alarm" in states[ids["trip"]]["attributes"]["event_types"]
+    no_problems(ha)
+
+    # number.set_value: the meter writes it, and HA shows what the meter then reports
+    ha.service("number", "set_value", entity_id=threshold, value=260)
+    wait(lambda: float(ha.state(threshold) or 0) == 260, what="HA's threshold at 260")
+    t.wait_output("mqtt setting command: over_voltage_threshold 260 V (confirmed by the meter)")
+    ha.service("switch", "turn_on", entity_id=ids["alarm_mute"])
+    wait(lambda: ha.state(ids["alarm_mute"]) == "on", what="HA's alarm mute on")
+    ha.service("button", "press", entity_id=ids["clear_energy"])
+    t.wait_output("mqtt setting command: clear_energy (action) (confirmed by the meter)")
+    wait(lambda: ha.state(ids["energy"]) == "0.0", what="HA's energy cleared", show=lambda: ha.state(ids["energy"]))
+
+    # a trip as tuimeter publishes it: an event of that fault, and the time in Last trip
+    tripped = Tripped(datetime(2026, 12, 1, 22, 30, 0, 125000, tzinfo=UTC), ("leakagecurr_alarm",))
+    async with aiomqtt.Client("127.0.0.1", home.broker.port) as c:
+        for payload in trip_events(tripped, ["leakagecurr_alarm"]):
+            await c.publish("tuimeter/ha5/trip", payload, qos=1)
+        await c.publish("tuimeter/ha5/last_trip", last_trip_payload(tripped), qos=1, retain=True)
+    wait(lambda: ha.state(ids["trip"]) not in GONE, what="the trip event in HA")
+    event = ha.states()[ids["trip"]]["attributes"]
+    assert (event["event_type"], event["reasons"]) == ("leakagecurr_alarm", ["leakagecurr_alarm"])
+    wait(lambda: ha.state(ids["last_trip"]) not in GONE, what="HA's last trip")
+    # (a timestamp sensor shows whole seconds)
+    assert datetime.fromisoformat(str(ha.state(ids["last_trip"]))) == tripped.ts.replace(microsecond=0)
+    assert ha.states()[ids["last_trip"]]["attributes"]["reasons"] == ["leakagecurr_alarm"]
+
+    # the 8-byte relative's alarm records
+    alarm = entity_ids(ha, "ha6", ALARMS)
+    registry = ha.entities("tuimeter_ha6_")
+    for key, (component, category) in ALARMS.items():
+        assert alarm[key].startswith(f"{component}.") and registry[f"tuimeter_ha6_{key}"]["entity_category"] == category
+    action, limit = alarm["alarm_set_2_over_voltage_action"], alarm["alarm_set_2_over_voltage_threshold"]
+    wait(lambda: ha.state(action) == "trip" and float(ha.state(limit) or 0) == 245, what="trip at 245 V")
+    assert ha.states()[action]["attributes"]["options"] == ["trip", "alarm only"]
+    ha.service("select", "select_option", entity_id=action, option="alarm only")
+    wait(lambda: ha.state(action) == "alarm only", what="HA's over-voltage alarm only")
+    relative.wait_output("alarm_set_2.over_voltage alarm only at 245 V (confirmed by the meter)")
+    ha.service("number", "set_value", entity_id=limit, value=250)
+    wait(lambda: float(ha.state(limit) or 0) == 250, what="HA's over-voltage threshold at 250")
+    relative.wait_output("alarm_set_2.over_voltage alarm only at 250 V (confirmed by the meter)")
+
+    assert t.stop() == 0 and relative.stop() == 0
+    changes = [(e["name"], e["source"], e["result"], e["reported"]) for e in t.events("setting_change")]
+    assert changes == [("over_voltage_threshold", "mqtt", "confirmed", 260), ("alarm_mute", "mqtt", "confirmed", True),
+                       ("clear_energy", "mqtt", "confirmed", True)]
+    assert [(e["name"], e["reported"]) for e in relative.events("setting_change")] == [
+        ("alarm_set_2.over_voltage", {"trips": False, "threshold": 245}),
+        ("alarm_set_2.over_voltage", {"trips": False, "threshold": 250})]
+    wait(lambda: all(ha.state(e) == "unavailable" for e in [*ids.values(), *alarm.values()]),
+         what="every entity unavailable", show=lambda: str({k: ha.state(e) for k, e in ids.items()}))
     no_problems(ha)
 
 

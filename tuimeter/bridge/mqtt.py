@@ -1,8 +1,10 @@
-"""`--mqtt URL`: readings and the relay to an MQTT broker, with Home Assistant discovery.
+"""`--mqtt URL`: readings, the relay, the settings and trips to an MQTT broker, with Home Assistant discovery.
 
-The bridge is one more consumer of the session's event stream, and relay commands from MQTT go
-through the session's `set_relay()`, the same single command path as the keyboard: read-only mode
-refuses them, and the relay topic changes only when the meter itself reports the new state.
+The bridge is one more consumer of the session's event stream, and commands from MQTT go through the
+session's `set_relay()` and `write_setting()`, the same single command path as the keyboard: read-only
+mode refuses them, a change that weakens protection is refused unless tuimeter was started with
+--mqtt-allow-weakening, and the relay and settings topics change only when the meter itself reports
+the new value.
 A broker that is down or unreachable never stops the meter: the bridge retries with backoff and
 says so on the event stream (headless lines, the screen's header).
 """
@@ -16,7 +18,7 @@ import logging
 import os
 import secrets
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -28,28 +30,40 @@ from aiomqtt.exceptions import MqttConnectError
 from tuimeter.bridge.homeassistant import (
     OFFLINE,
     ONLINE,
+    PRESS,
     RELAY_OFF,
     RELAY_ON,
     RELAY_UNKNOWN,
     Identity,
+    SettingInfo,
     Topics,
     discovery_messages,
     is_legacy_config,
+    last_trip_payload,
     legacy_configs,
+    settings_discovery,
+    settings_payload,
+    topic_level,
+    trip_discovery,
+    trip_events,
 )
-from tuimeter.core.command_path import CommandRefused
+from tuimeter.core.command_path import CommandRefused, WeakeningRefused
 from tuimeter.core.events import (
+    CommandFinished,
     CommandSource,
     Event,
     LinkChanged,
     LinkState,
     Notice,
     ProductInfoReceived,
+    ProfileChosen,
     ReadingUpdated,
     RelayChanged,
     ServiceChanged,
+    Tripped,
 )
 from tuimeter.core.meter import Reading
+from tuimeter.core.settings import SettingState
 from tuimeter.host.api import CommandFailed, MeterSession
 from tuimeter.host.clock import local_now
 
@@ -161,20 +175,34 @@ def _refused(exc: aiomqtt.MqttError) -> bool:
     return value in (4, 5, 134, 135)
 
 
+@dataclass(frozen=True, slots=True)
+class Announcement:
+    """What a discovery says; a change of any of it (the identity complete, another profile) announces again."""
+
+    identity: Identity
+    writable: bool
+    settings: tuple[SettingInfo, ...]
+    faults: tuple[str, ...]
+
+
 class MqttBridge:
     def __init__(self, link: MeterSession, settings: MqttSettings, read_only: bool,
-                 clock: Callable[[], datetime] = local_now) -> None:
+                 clock: Callable[[], datetime] = local_now, *, allow_weakening: bool = False) -> None:
         self.link = link
         self.settings = settings
         self.topics = settings.topics
         self.read_only = read_only
+        self.allow_weakening = allow_weakening  # --mqtt-allow-weakening: given at start, never over MQTT
         self._now = clock
         self._reading: Reading | None = None
         self._relay: bool | None = None
         self._meter_online = False
         self._identity = Identity()
         self._identity_complete = False  # the meter finished start-up once: product id and dump are in
-        self._announced: Identity | None = None  # what this connection's discovery said (None: nothing yet)
+        self._announced: Announcement | None = None  # what this connection's discovery said (None: nothing yet)
+        self._configs: set[str] = set()  # the discovery topics given a config, to take back what is gone
+        self._trips_due: list[Tripped] = []  # trips seen while connected, for the `trip` event topic
+        self._last_trip: Tripped | None = None
         self._discovery_due = True  # again, whatever the identity: a new connection, Home Assistant restarted
         self._started = 0.0
         self._hold_until = 0.0
@@ -203,7 +231,11 @@ class MqttBridge:
                 self._identity_complete = True
         elif isinstance(ev, ProductInfoReceived):
             self._identity = Identity(ev.info.product_id, ev.info.mcu_version, self._identity.breaker_id)
-        else:
+        elif isinstance(ev, Tripped):
+            self._last_trip = ev
+            if self.connected:  # a trip from while the broker was away is not an event any more (last_trip has it)
+                self._trips_due.append(ev)
+        elif not (isinstance(ev, ProfileChosen) or (isinstance(ev, CommandFinished) and ev.setting is not None)):
             return
         self._dirty.set()
 
@@ -260,10 +292,12 @@ class MqttBridge:
                 async with asyncio.timeout(2):
                     await client.publish(self.topics.meter, OFFLINE, qos=1, retain=True)
                     await client.publish(self.topics.availability, OFFLINE, qos=1, retain=True)
-        if self._runner is not None:
-            self._runner.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._runner
+        runner = self._runner
+        # Cancelled again until it ends: aiomqtt waits with asyncio.wait_for, which on Python 3.11 swallows a
+        # cancel that meets the broker's PUBACK (gh-86296); the publisher would then wait for ever, and so would we
+        while runner is not None and not runner.done():
+            runner.cancel()
+            await asyncio.wait({runner}, timeout=1.0)
 
     async def _run(self) -> None:
         delay, up_since = RECONNECT_MIN, 0.0
@@ -306,6 +340,7 @@ class MqttBridge:
     async def _on_connected(self, client: aiomqtt.Client) -> None:
         t = self.topics
         await client.subscribe(t.relay_set, qos=1)
+        await client.subscribe(t.setting_set_filter, qos=1)
         await client.subscribe(t.ha_status, qos=1)
         for topic in legacy_configs(t):
             await client.subscribe(topic, qos=1)
@@ -324,22 +359,48 @@ class MqttBridge:
             self._dirty.clear()
             await self._publish_all(client)
 
+    def _announcement(self, states: list[SettingState]) -> Announcement:
+        status = self.link.status()
+        faults = status.profile.for_role("faults")
+        return Announcement(self._identity, not (self.read_only or status.read_only or status.replay),
+                            tuple(SettingInfo.of(s) for s in states), faults.bits if faults is not None else ())
+
     async def _publish_all(self, client: aiomqtt.Client) -> None:
         t = self.topics
-        if (self._discovery_due or self._announced != self._identity) and self._may_announce():
+        states = self.link.settings()
+        now = self._announcement(states)
+        if (self._discovery_due or self._announced != now) and self._may_announce():
             self._discovery_due = False
-            self._announced = self._identity
-            status = self.link.status()
-            writable = not (self.read_only or status.read_only or status.replay)
-            log.info("mqtt: discovery for %s", self._identity)
-            for topic, payload in discovery_messages(t, self._identity, writable):
+            self._announced = now
+            log.info("mqtt: discovery for %s, %d settings", now.identity, len(now.settings))
+            messages = [*discovery_messages(t, now.identity, now.writable),
+                        *settings_discovery(t, now.identity, now.settings, now.writable),
+                        *trip_discovery(t, now.identity, now.faults)]
+            announced = {topic for topic, payload in messages}
+            # a setting this meter no longer has (another profile or product id): its entities go
+            messages += [(topic, "") for topic in sorted(self._configs - announced)]
+            for topic, payload in messages:
                 await self._send(client, topic, payload, again=True)
+            self._configs = {topic for topic, payload in messages if payload}
         await self._send(client, t.meter, ONLINE if self._meter_online else OFFLINE)
         if self._reading is not None:
             await self._send(client, t.state, json.dumps(self._reading.as_record(), separators=(",", ":")))
         # "None" is Home Assistant's unknown: after an unconfirmed command the old state would be a lie
         await self._send(client, t.relay, RELAY_UNKNOWN if self._relay is None else RELAY_ON if self._relay
                          else RELAY_OFF)
+        # the values the meter last reported, never what a command asked for (null: unknown)
+        await self._send(client, t.settings, settings_payload(states))
+        await self._publish_trips(client, now.faults)
+
+    async def _publish_trips(self, client: aiomqtt.Client, faults: tuple[str, ...]) -> None:
+        """One `trip` event per reason (not retained: an event replayed on every subscription would be a
+        new trip each time), then the retained `last_trip`."""
+        while self._trips_due:
+            ev = self._trips_due.pop(0)
+            for payload in trip_events(ev, faults):
+                await client.publish(self.topics.trip, payload, qos=1, retain=False)
+        if self._last_trip is not None:
+            await self._send(client, self.topics.last_trip, last_trip_payload(self._last_trip))
 
     def _may_announce(self) -> bool:
         """Whether discovery may go out now; if not, the publisher is woken when it may."""
@@ -371,6 +432,8 @@ class MqttBridge:
                 self._dirty.set()
             elif topic == self.topics.relay_set:
                 self._relay_command(payload, message.retain)
+            elif (level := self.topics.setting_level(topic)) is not None:
+                self._setting_command(level, topic, payload, message.retain)
             elif message.retain and is_legacy_config(self.topics, topic, payload):
                 # tuimeter 0.1's config for this entity: removing it frees the entity id for the new one
                 log.info("mqtt: removing the 0.1 discovery config at %s", topic)
@@ -385,9 +448,23 @@ class MqttBridge:
         if word not in (RELAY_ON, RELAY_OFF):
             self._warn(f"relay command {payload!r} on {self.topics.relay_set} is not ON or OFF; ignored")
             return
-        task = asyncio.create_task(self._switch(word == RELAY_ON))
+        self._spawn(self._switch(word == RELAY_ON))
+
+    def _spawn(self, command: Coroutine[None, None, None]) -> None:
+        task = asyncio.create_task(command)
         self._commands.add(task)
         task.add_done_callback(self._commands.discard)
+
+    def _setting_command(self, level: str, topic: str, payload: str, retained: bool) -> None:
+        if retained:  # as for the relay: it would be written again on every reconnect
+            self._warn(f"ignored a retained setting command {payload!r} on {topic}; publish commands without retain")
+            return
+        if not payload:  # what clearing a retained message sends to a subscriber: never a button press
+            self._warn(f"ignored an empty message on {topic}; a setting takes a value, a button {PRESS!r}")
+            return
+        # the topic level is the setting's name (a name with / + # has _ in their place)
+        name = next((s.name for s in self.link.settings() if topic_level(s.name) == level), level)
+        self._spawn(self._write(name, payload))
 
     def _warn(self, text: str) -> None:
         log.warning("mqtt: %s", text)
@@ -404,3 +481,19 @@ class MqttBridge:
             self._warn("relay command failed by an internal error; see the debug log")
         finally:
             self._dirty.set()  # the relay topic shows the meter's state, whatever became of the command
+
+    async def _write(self, name: str, text: str) -> None:
+        """A setting through the one command path; the session publishes the result (a CommandFinished
+        from source mqtt, with the setting change), refusals included: garbage, out of range, unknown."""
+        try:
+            await self.link.write_setting(name, text, CommandSource.MQTT, allow_weakening=self.allow_weakening)
+        except WeakeningRefused:
+            self.link.bus.publish([Notice(self._now(), "mqtt: changes that weaken the meter's protection are "
+                                          "accepted over MQTT only when tuimeter runs with --mqtt-allow-weakening")])
+        except (CommandRefused, CommandFailed):
+            pass
+        except Exception:  # a bug: logged with its traceback, and the bridge goes on
+            log.exception("setting command from MQTT")
+            self._warn(f"setting command for {name} failed by an internal error; see the debug log")
+        finally:
+            self._dirty.set()  # the settings topic shows what the meter reports, whatever became of it
