@@ -640,3 +640,20 @@ def test_only_a_refused_connect_counts_as_a_refused_login() -> None:
     assert _refused(MqttConnectError(4)) and _refused(MqttConnectError(5))
     assert not _refused(aiomqtt.MqttCodeError(4))  # paho's "not connected": a lost broker, not a bad password
     assert not _refused(MqttConnectError(3))  # server unavailable: worth retrying
+
+
+async def test_mqtt_allow_weakening_given_at_start_lets_a_weakening_change_through(
+        broker: Broker, run: Callable[..., Tuimeter]) -> None:
+    t = run("--mqtt", broker.url, "--node-id", "t1", "--mqtt-allow-weakening")
+
+    async def body(client: aiomqtt.Client, w: Watcher) -> None:
+        await w.until(lambda: settings(w).get("leakage_threshold") == 50 and w.latest.get("tuimeter/t1/meter")
+                      == "online")
+        await client.publish(setting_topic("leakage_threshold"), "40", qos=1)
+        await w.until(lambda: settings(w)["leakage_threshold"] == 40)
+
+    await watching(broker.port, body)
+    assert t.stop() == 0
+    (change,) = t.events("setting_change")
+    assert (change["name"], change["new"], change["result"], change["weakening"]) == \
+        ("leakage_threshold", 40, "confirmed", True)

@@ -160,7 +160,8 @@ async def _start_bridges(options: RunOptions, session: HostSession, stack: conte
             settings = MqttSettings.parse(b.mqtt, node_id=node_id, prefix=b.mqtt_prefix,
                                           discovery_prefix=b.mqtt_discovery_prefix,
                                           password_file=b.mqtt_password_file, ca_file=b.mqtt_ca)
-            bridge = MqttBridge(session, settings, read_only=options.read_only)
+            bridge = MqttBridge(session, settings, read_only=options.read_only,
+                                allow_weakening=b.mqtt_allow_weakening)
             await bridge.check_login()
         except (MqttConfigError, BrokerRefused) as exc:
             return _fail(exc)

@@ -272,7 +272,7 @@ def _typed(setting: Setting, kind: DPType, value: bool | int) -> DataPoint:
 def _number_value(setting: Setting, text: str | None, product_id: str | None) -> float | int:
     match = _NUMBER.match(text or "")
     if match is None:
-        raise SettingRefused(f"{setting.name} needs a number{_in(setting.unit)}, e.g. "
+        raise SettingRefused(f"{setting.name} needs a number{' in ' + setting.unit if setting.unit else ''}, e.g. "
                              f"{setting.name}={_example(setting, product_id)}")
     number, unit = match.groups()
     _check_unit(setting, unit)
