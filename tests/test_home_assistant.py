@@ -210,7 +210,7 @@ async def test_settings_are_numbers_switches_buttons_and_selects_and_a_trip_is_a
     ha.service("switch", "turn_on", entity_id=ids["alarm_mute"])
     wait(lambda: ha.state(ids["alarm_mute"]) == "on", what="HA's alarm mute on")
     ha.service("button", "press", entity_id=ids["clear_energy"])
-    t.wait_output("mqtt setting command: clear_energy (action) (confirmed by the meter)")
+    t.wait_output("mqtt setting command: clear_energy done (confirmed by the meter)")
     wait(lambda: ha.state(ids["energy"]) == "0.0", what="HA's energy cleared", show=lambda: ha.state(ids["energy"]))
 
     # a trip as tuimeter publishes it: an event of that fault, and the time in Last trip
