@@ -10,11 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from textual.command import CommandList, CommandPalette
 from textual.pilot import Pilot
 from textual.widgets import Digits, Label, Log
 
-from tests.tui_support import OfflineLink
+from tests.tui_support import OfflineLink, palette_offers
 from tests.waiting import TIMEOUT, pilot_until
 from tuimeter.core.commands import Command
 from tuimeter.core.events import ReadingUpdated
@@ -313,15 +312,7 @@ async def test_command_palette_offers_the_actions(server: PtyMeterServer, tmp_pa
         await pilot_until(pilot, lambda: app.link.status().online, what="running")
         await pilot.press("ctrl+p")
         await pilot.press(*"Query status")
-
-        def offered() -> bool:  # the palette searches in the background, then highlights the best hit
-            if not isinstance(app.screen, CommandPalette):
-                return False
-            hits = app.screen.query_one(CommandList)
-            return hits.highlighted is not None and "Query status" in str(
-                hits.get_option_at_index(hits.highlighted).prompt)
-
-        await pilot_until(pilot, offered, what="Query status offered")
+        await pilot_until(pilot, lambda: palette_offers(app, "Query status"), what="Query status offered")
         await pilot.press("enter")
         await pilot_until(pilot, lambda: sent_commands(server, Command.DP_QUERY) == 2, what="the query sent")
     await app.link.close()  # type: ignore[attr-defined]

@@ -7,11 +7,10 @@ import re
 from importlib import resources
 from typing import Any
 
-from textual.command import CommandList, CommandPalette
 from textual.pilot import Pilot
 from textual.widgets import DataTable
 
-from tests.tui_support import OfflineLink
+from tests.tui_support import OfflineLink, palette_offers
 from tests.waiting import pilot_until, until
 from tuimeter.core.commands import Command
 from tuimeter.core.datapoints import DataPoint, DPType
@@ -467,14 +466,6 @@ async def test_the_key_is_in_help_and_the_palette_and_in_the_footer_where_it_fit
         await pilot.press("escape")
         await pilot.press("ctrl+p")
         await pilot.press(*"Settings")
-
-        def offered() -> bool:
-            if not isinstance(app.screen, CommandPalette):
-                return False
-            hits = app.screen.query_one(CommandList)
-            return hits.highlighted is not None and "Settings" in str(
-                hits.get_option_at_index(hits.highlighted).prompt)
-
-        await pilot_until(pilot, offered, what="Settings offered")
+        await pilot_until(pilot, lambda: palette_offers(app, "Settings"), what="Settings offered")
         await pilot.press("enter")
         await pilot_until(pilot, lambda: isinstance(app.screen, SettingsScreen), what="the settings screen")

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from textual.app import App
+from textual.command import CommandList, CommandPalette
+
 from tuimeter.core.command_path import CommandRefused
 from tuimeter.core.events import CommandFinished, CommandSource
 from tuimeter.core.host import HostConfig, HostMachine
@@ -104,3 +107,12 @@ class OfflineLink(MachineViews[HostMachine]):
     async def query(self, source: CommandSource = CommandSource.KEY) -> str:
         token = self.machine.request_query(self.now, self.wall(), source)
         return await self._until_done(token)
+
+
+def palette_offers(app: App[object], text: str) -> bool:
+    """The command palette is open and highlights a command reading `text` (it searches in the
+    background, then highlights the best hit)."""
+    if not isinstance(app.screen, CommandPalette):
+        return False
+    hits = app.screen.query_one(CommandList)
+    return hits.highlighted is not None and text in str(hits.get_option_at_index(hits.highlighted).prompt)
