@@ -88,7 +88,9 @@ def test_demo_in_a_real_terminal(tmux: Tmux) -> None:
     tmux.wait_gone("toggle the relay")  # ESC read on its own (a key sent right after it would read as Alt+key)
     tmux("send-keys", "-t", "demo", "r")
     tmux.wait_for("This switches mains power")
-    assert tmux.focused("Cancel") and not tmux.focused("Switch OFF")  # a stray Enter never switches mains
+    # a stray Enter never switches mains: Switch OFF is never the focused one, Cancel is once focus is drawn
+    until_sync(lambda: not tmux.focused("Switch OFF") and tmux.focused("Cancel"), what="the focus on Cancel",
+               show=tmux.screen)
     tmux("send-keys", "-t", "demo", "Tab")  # from Cancel to Switch OFF
     until_sync(lambda: tmux.focused("Switch OFF"), what="the focus on Switch OFF", show=tmux.screen)
     tmux("send-keys", "-t", "demo", "Enter")  # presses the focused button

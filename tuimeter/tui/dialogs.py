@@ -27,8 +27,7 @@ class ConfirmDialog(ModalScreen[R | None]):
         Binding("n,escape", "cancel", "Cancel", key_display="n/Esc"),
     ]
 
-    def on_mount(self) -> None:
-        self.query_one("#cancel", Button).focus()  # Enter right away changes nothing
+    AUTO_FOCUS = "#cancel"  # focused as the screen opens: Enter right away changes nothing
 
     def action_confirm(self) -> None:
         raise NotImplementedError
