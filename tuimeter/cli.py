@@ -23,6 +23,10 @@ other commands:
                         decode captured frames (and export what they show as a profile)
   tuimeter replay FILE [--speed X] [--headless] [--log FILE]
                         play a --record recording into the live screen (or headless)
+  tuimeter attach [SOCKET] [--read-only] [--headless]
+                        the live screen (or status lines) of a running tuimeter service
+  tuimeter web [SOCKET] [--bind HOST:PORT] [--password-file FILE]
+                        the attached live screen, served to browsers
   tuimeter simulate [--link PATH] [--seed N] [--period S] [--speed X]
                         serve a simulated meter on a pseudo-terminal
 
@@ -249,6 +253,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return run_replay(ReplayOptions.from_args(build_replay_parser().parse_args(args_list[1:])))
             except OptionsError as exc:
                 return _usage(str(exc), see="tuimeter replay --help")
+        if args_list[:1] == ["attach"]:
+            from tuimeter.attach.cli import main_attach
+
+            return main_attach(args_list[1:])
+        if args_list[:1] == ["web"]:
+            from tuimeter.attach.web import main_web
+
+            return main_web(args_list[1:])
         if args_list[:1] == ["simulate"]:
             from tuimeter.options import SimulateOptions
             from tuimeter.sim.cli import run_simulate
