@@ -115,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", default=None, metavar="NAME|FILE",
                    help="device profile (default: picked from the meter's product id or datapoints)")
     _add_bridges(p)
+    _add_control(p)
     p.add_argument("--print-systemd-unit", action="store_true",
                    help="print a systemd unit that runs this command line headless, and exit (docs/raspberry-pi.md)")
     p.add_argument("--list-ports", action="store_true", help="list serial ports and exit")
@@ -160,6 +161,26 @@ def _add_bridges(p: argparse.ArgumentParser) -> None:
                         "(default: host name and port, e.g. pi4-ttyUSB0)")
     g.add_argument("--metrics", type=_metrics_address, metavar="[HOST:]PORT",
                    help="serve Prometheus metrics at http://HOST:PORT/metrics (HOST defaults to 127.0.0.1)")
+
+
+def _backlog_kb(text: str) -> int:
+    try:
+        kb = int(text)
+    except ValueError:
+        kb = 0
+    if kb < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of KB of at least 1, got {text!r}")
+    return kb * 1024
+
+
+def _add_control(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("viewers: tuimeter attach and tuimeter web (docs/attach.md)")
+    g.add_argument("--control", metavar="PATH",
+                   help="serve this session to viewers on the Unix socket PATH (default: "
+                        "$RUNTIME_DIRECTORY, $XDG_RUNTIME_DIR/tuimeter or /tmp/tuimeter-UID, named after the port)")
+    g.add_argument("--no-control", action="store_true", help="serve no viewers")
+    g.add_argument("--viewer-backlog", type=_backlog_kb, default=1024 * 1024, metavar="KB",
+                   help="drop a viewer that falls this far behind (stuck or too slow; default 1024 KB)")
 
 
 def _add_discover(p: argparse.ArgumentParser) -> None:

@@ -50,6 +50,13 @@ class BridgeOptions:
 
 
 @dataclass(frozen=True, slots=True)
+class ControlOptions:
+    path: str | None = None  # --control PATH; None: the default place, named after the port
+    enabled: bool = True  # --no-control: False
+    backlog: int = 1024 * 1024  # bytes a viewer may fall behind before it is dropped
+
+
+@dataclass(frozen=True, slots=True)
 class RunOptions:
     """`tuimeter PORT …` / `tuimeter --demo …`."""
 
@@ -77,6 +84,12 @@ class RunOptions:
     demo_variant: str = "10byte"
     print_systemd_unit: bool = False
     debug: DebugOptions = DebugOptions()
+    control: ControlOptions = ControlOptions()
+
+    @property
+    def serves_viewers(self) -> bool:
+        """The live screen and the headless service serve viewers; one-shot commands do not."""
+        return self.control.enabled and self.front_end in (FrontEnd.SCREEN, FrontEnd.HEADLESS)
 
     @classmethod
     def from_args(cls, a: argparse.Namespace) -> RunOptions:
@@ -91,7 +104,8 @@ class RunOptions:
             bridges=BridgeOptions(a.mqtt, a.mqtt_password_file, a.mqtt_ca, a.mqtt_prefix, a.mqtt_discovery_prefix,
                                   a.node_id, a.metrics, a.mqtt_allow_weakening),
             demo_faults=a.demo_faults, demo_variant=a.demo_variant, print_systemd_unit=a.print_systemd_unit,
-            debug=DebugOptions(a.debug, a.debug_log))
+            debug=DebugOptions(a.debug, a.debug_log),
+            control=ControlOptions(a.control, not a.no_control, a.viewer_backlog))
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +191,11 @@ def _check_run(a: argparse.Namespace) -> None:
         raise OptionsError("--set, --settings and --query are separate commands; run one at a time")
     if a.allow_weakening and not a.sets:
         raise OptionsError("--i-understand-weaker-protection goes with --set")
+    if a.control and a.no_control:
+        raise OptionsError("give either --control PATH or --no-control, not both")
+    if a.control and (a.sets or a.query or a.settings or a.discover):
+        raise OptionsError("--control goes with the live screen or --headless, not --set, --settings, --query "
+                           "or --discover")
     problem = discover_problem(a) or _bridge_problem(a)
     if problem:
         raise OptionsError(problem)

@@ -5,16 +5,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import sys
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tuimeter import logs
+from tuimeter.core.events import Notice
 from tuimeter.core.host import HostConfig
 from tuimeter.core.profile import Profile, ProfileError, load_profile, shipped_profiles
 from tuimeter.exitcodes import ExitCode
 from tuimeter.host.api import MeterSession
 from tuimeter.host.session import HostSession, PortError, SessionOptions
 from tuimeter.options import DebugOptions, FrontEnd, ReplayOptions, RunOptions
+
+if TYPE_CHECKING:
+    from tuimeter.attach.server import ControlServer
 
 log = logging.getLogger(__name__)
 
@@ -116,10 +124,11 @@ async def _run(options: RunOptions) -> int:
     except ProfileError as exc:
         return _fail(exc)
     screen = options.front_end is FrontEnd.SCREEN
+    viewers = options.serves_viewers  # an attached screen has a frame log and a discovery view too
     config = HostConfig(wifi_state=options.wifi_state, heartbeat_interval=options.heartbeat,
                         read_only=options.read_only,
-                        log_frames=screen,  # only the screen has a frame log to fill
-                        dp_events=screen or options.front_end is FrontEnd.DISCOVER)  # the discovery views
+                        log_frames=screen or viewers,  # only screens have a frame log to fill
+                        dp_events=screen or viewers or options.front_end is FrontEnd.DISCOVER)  # discovery views
     async with contextlib.AsyncExitStack() as stack:
         port = await stack.enter_async_context(_demo_port(options)) if options.demo else options.port
         assert port is not None  # RunOptions: a PORT or --demo
@@ -141,7 +150,8 @@ async def _run(options: RunOptions) -> int:
         problem = await _start_bridges(options, session, stack)
         if problem is not None:
             return problem
-        return await _front_end(options, session)
+        control = _control(options, session, stack)
+        return await _front_end(options, session, control)
     return ExitCode.USAGE  # unreachable; keeps type checkers content
 
 
@@ -182,7 +192,68 @@ async def _start_bridges(options: RunOptions, session: HostSession, stack: conte
     return None
 
 
-async def _live(session: MeterSession, theme: str | None) -> int:
+def _control(options: RunOptions, session: HostSession, stack: contextlib.AsyncExitStack) -> Control | None:
+    """The control socket for viewers, listening to the session from before it starts (so the history a
+    viewer gets is complete); it starts serving once the port is open."""
+    if not options.serves_viewers:
+        return None
+    from tuimeter.attach.paths import own_dir, socket_name
+    from tuimeter.attach.server import ControlServer
+
+    given = options.control.path
+    path = Path(given) if given is not None else own_dir() / socket_name(None if options.demo else options.port)
+    server = ControlServer(session, path, max_backlog=options.control.backlog)
+    stack.push_async_callback(server.close)
+    return Control(server, given is not None)
+
+
+@dataclass(frozen=True, slots=True)
+class Control:
+    server: ControlServer
+    explicit: bool  # --control PATH: failing to serve it is fatal; the default place falls back
+
+
+async def _serve(control: Control | None, session: MeterSession) -> int | None:
+    """Serve viewers; an exit code when --control PATH cannot be served. At the default place, a
+    socket another running tuimeter serves makes this one serve beside it (NAME-PID.sock)."""
+    if control is None:
+        return None
+    from tuimeter.attach.server import ControlBusy, ControlError
+
+    server = control.server
+    try:
+        try:
+            await server.start()
+        except ControlBusy:
+            if control.explicit:
+                raise
+            server.path = server.path.with_name(f"{server.path.stem}-{os.getpid()}.sock")
+            await server.start()
+    except ControlError as exc:
+        if control.explicit:
+            return _fail(exc)
+        session.bus.publish([Notice(session.wall_time(), f"{exc}; serving no viewers", "warning")])
+        return None
+    session.bus.publish([Notice(session.wall_time(), f"viewers attach with: tuimeter attach {server.path}")])
+    return None
+
+
+def _port_problem(exc: PortError, port: str | None) -> str:
+    """The port's error, with the way to the service that holds it when a tuimeter service does."""
+    if port is None or "busy" not in str(exc):
+        return str(exc)
+    from tuimeter.attach.paths import holder_of
+
+    holder = holder_of(port)
+    if holder is None:
+        return str(exc)
+    pid = holder.hello.get("pid", "?") if holder.hello else "?"
+    return (f"cannot open {port}: a tuimeter service (pid {pid}) has it open; see its live screen with "
+            f"'tuimeter attach {holder.path}' (or stop it: 'sudo systemctl stop tuimeter')")
+
+
+async def _live(session: MeterSession, theme: str | None, control: Control | None = None,
+                port: str | None = None) -> int:
     """The Textual screen, in this event loop, beside the session."""
     if not (sys.stdin.isatty() and sys.stderr.isatty()):  # Textual draws on stderr
         return _fail("the live screen needs a terminal; use --headless for logs and pipes")
@@ -192,7 +263,10 @@ async def _live(session: MeterSession, theme: str | None) -> int:
     try:
         await session.start()
     except PortError as exc:
-        return _fail(exc, ExitCode.PORT)
+        return _fail(_port_problem(exc, port), ExitCode.PORT)
+    if (code := await _serve(control, session)) is not None:
+        await session.close()
+        return code
     try:
         await app.run_async()
     finally:
@@ -211,7 +285,7 @@ async def _discover(options: RunOptions, session: HostSession) -> int:
     return await run_discover(session, monitor, seconds=options.discover.for_seconds, export=options.discover.export)
 
 
-async def _front_end(options: RunOptions, session: HostSession) -> int:
+async def _front_end(options: RunOptions, session: HostSession, control: Control | None) -> int:
     from tuimeter import oneshot
     from tuimeter.headless import HeadlessMonitor, HeadlessOptions, run_monitor
     from tuimeter.sinks import RecordSink, SinkError
@@ -220,7 +294,7 @@ async def _front_end(options: RunOptions, session: HostSession) -> int:
     if front is FrontEnd.DISCOVER:
         return await _discover(options, session)
     if front is FrontEnd.SCREEN:
-        return await _live(session, options.theme)
+        return await _live(session, options.theme, control, options.port)
     monitor = None
     records = None
     if front is FrontEnd.SET and options.log:  # every write attempt goes into the log too
@@ -237,7 +311,10 @@ async def _front_end(options: RunOptions, session: HostSession) -> int:
     try:
         await session.start()
     except PortError as exc:
-        return _fail(exc, ExitCode.PORT)
+        return _fail(_port_problem(exc, options.port), ExitCode.PORT)
+    if (code := await _serve(control, session)) is not None:
+        await session.close()
+        return code
     if monitor is not None:
         return await run_monitor(session, monitor)
     try:

@@ -79,6 +79,8 @@ class CommandSource(StrEnum):
     KEY = "key"  # the live screen
     CLI = "cli"  # a one-shot run (--set relay=…, --query)
     MQTT = "mqtt"
+    ATTACH = "attach"  # a screen attached to the service (tuimeter attach)
+    WEB = "web"  # a browser's view (tuimeter web)
 
 
 class CommandResult(StrEnum):
@@ -202,3 +204,26 @@ Event = (
     | FrameLogged
     | Tripped
 )
+
+
+def log_line(ev: Event) -> str | None:
+    """The line an event makes in the frame log (None: frames and parse problems make their own, and
+    readings none): one wording for the screen and for an attached viewer's history."""
+    match ev:
+        case LinkChanged():
+            return f"link {ev.state.value}" + (f": {ev.reason}" if ev.reason else "")
+        case McuRestarted():
+            return "the meter's MCU restarted; start-up runs again"
+        case ProductInfoReceived():
+            return f"product info: {ev.info.text}"
+        case Tripped():
+            return ev.text
+        case ProfileChosen():
+            return f"profile {ev.name} ({ev.reason})"
+        case ServiceChanged():
+            return f"{ev.service} {'up' if ev.up else 'down'}: {ev.detail}"
+        case CommandFinished():
+            return command_text(ev)
+        case Notice():
+            return ev.text
+    return None

@@ -42,7 +42,7 @@ from tuimeter.core.host_state import HostState, Phase, Request, RequestKind, Tri
 from tuimeter.core.mcu_requests import AnswerContext, Effect, answer
 from tuimeter.core.profile import Profile
 from tuimeter.core.reader import MeterReader
-from tuimeter.core.settings import PreparedWrite, SettingKind, SettingRefused, SettingValue, find, prepare
+from tuimeter.core.settings import PreparedWrite, SettingKind, SettingRefused, SettingValue, find
 
 __all__ = ["CommandRefused", "HostConfig", "HostMachine", "Phase", "WeakeningRefused"]
 
@@ -115,7 +115,7 @@ class HostMachine(MeterReader):
     def _user_requests(self) -> list[Request]:
         return [r for r in (self._pending, *self._queue) if r is not None and r.token is not None]
 
-    def _writing(self) -> dict[str, SettingValue]:
+    def writing(self) -> dict[str, SettingValue]:
         return {r.write.setting.name: r.write.new for r in self._user_requests() if r.write is not None}
 
     @property
@@ -234,12 +234,7 @@ class HostMachine(MeterReader):
         """Check a write without sending anything: the exact dp it would send, old → new, and the risk
         when it weakens protection. Raises CommandRefused with the reason."""
         command_path.check_setting(read_only=self.config.read_only, online=self.online, link=self.link.value)
-        setting = find(self.profile.settings, self.profile.name, name)
-        reported = self.meter.dps.get(setting.dp)
-        if not setting.available(self._product_id, self.meter.type_of(setting.dp) is not None):
-            raise SettingRefused(f"{setting.name} is not a setting of this product "
-                                 f"({self._product_id or 'product id unknown'}); nothing sent")
-        return prepare(setting, text, reported, self._product_id, self.meter.type_of(setting.dp))
+        return self.prepare_write(name, text)
 
     def request_setting(self, name: str, text: str | None, now: float, wall: datetime,
                         source: CommandSource = CommandSource.KEY, allow_weakening: bool = False) -> int:

@@ -125,6 +125,17 @@ class MeterState:
             self._decode_pending()
         return self._types.get(dpid)
 
+    @property
+    def types(self) -> dict[int, DPType]:
+        """Each dp's wire type as reported (kept when its value is forgotten). Read it, do not change it."""
+        if self._pending:
+            self._decode_pending()
+        return self._types
+
+    def note_type(self, dpid: int, dptype: DPType) -> None:
+        """A dp's wire type known without its value (an attached viewer is told it by the service)."""
+        self._types[dpid] = dptype
+
     def forget_dp(self, dpid: int) -> None:
         """Make every value of a dp unknown (a write to it went unconfirmed): its report goes."""
         if self._pending:

@@ -27,7 +27,7 @@ from tuimeter.core.events import (
 from tuimeter.core.frames import Frame, Junk, ParseError, ParserEvent, StreamParser
 from tuimeter.core.meter import MeterState
 from tuimeter.core.profile import READING_ROLES, Profile, choose_from
-from tuimeter.core.settings import SettingState, SettingValue
+from tuimeter.core.settings import PreparedWrite, SettingRefused, SettingState, SettingValue, find, prepare
 from tuimeter.core.settings import states as setting_states
 from tuimeter.core.trips import TRIP_WINDOW, TripDetector
 
@@ -82,11 +82,22 @@ class MeterReader:
     def settings(self) -> list[SettingState]:
         """Every setting this meter has, with the value its last report gave (None: unknown)."""
         product_id = self.product.product_id if self.product is not None else None
-        return setting_states(self.profile.settings, self.meter.dps, product_id, self._writing())
+        return setting_states(self.profile.settings, self.meter.dps, product_id, self.writing())
 
-    def _writing(self) -> dict[str, SettingValue]:
+    def writing(self) -> dict[str, SettingValue]:
         """Setting name → the value a write under way asked for."""
         return {}
+
+    def prepare_write(self, name: str, text: str | None) -> PreparedWrite:
+        """What writing `text` to setting `name` would send, from what the meter reported (nothing is
+        sent; the caller checks that sending is allowed at all). Raises SettingRefused with the reason."""
+        setting = find(self.profile.settings, self.profile.name, name)
+        product_id = self.product.product_id if self.product is not None else None
+        wire_type = self.meter.type_of(setting.dp)
+        if not setting.available(product_id, wire_type is not None):
+            raise SettingRefused(f"{setting.name} is not a setting of this product "
+                                 f"({product_id or 'product id unknown'}); nothing sent")
+        return prepare(setting, text, self.meter.dps.get(setting.dp), product_id, wire_type)
 
     @property
     def picking_profile(self) -> bool:

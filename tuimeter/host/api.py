@@ -13,11 +13,12 @@ from types import MappingProxyType
 from typing import Generic, Protocol, TypeVar
 
 from tuimeter.core.commands import ProductInfo
+from tuimeter.core.datapoints import DataPoint, DPType
 from tuimeter.core.events import CommandSource, LinkState
 from tuimeter.core.meter import DatapointView, Reading
 from tuimeter.core.profile import Profile, Scalar
 from tuimeter.core.reader import MeterReader
-from tuimeter.core.settings import PreparedWrite, SettingState
+from tuimeter.core.settings import PreparedWrite, SettingState, SettingValue
 from tuimeter.host.bus import EventBus
 
 M = TypeVar("M", bound=MeterReader)
@@ -47,6 +48,15 @@ class SessionStatus:
                    m.parser.stats.errors, heartbeat_age, m.product, m.profile, read_only, replay)
 
 
+@dataclass(frozen=True, slots=True)
+class MeterStateView:
+    """The meter's state as reported, without copying (read it at once; it changes with the next report)."""
+
+    dps: Mapping[int, DataPoint]  # every dp's latest report
+    types: Mapping[int, DPType]  # every dp's wire type (kept when its value is forgotten)
+    writing: Mapping[str, SettingValue]  # setting name → the value a write under way asked for
+
+
 class MeterSession(Protocol):
     bus: EventBus
 
@@ -66,6 +76,10 @@ class MeterSession(Protocol):
 
     def wall_time(self) -> datetime:
         """The time the session stamps its events with."""
+        ...
+
+    def state(self) -> MeterStateView:
+        """The raw reports behind values() and settings(): what an attached viewer mirrors."""
         ...
 
     async def start(self) -> None: ...
@@ -122,3 +136,7 @@ class MachineViews(Generic[M]):
 
     def settings(self) -> list[SettingState]:
         return self.machine.settings()
+
+    def state(self) -> MeterStateView:
+        meter = self.machine.meter
+        return MeterStateView(meter.dps, meter.types, self.machine.writing())

@@ -31,6 +31,7 @@ from tuimeter.core.events import (
     ServiceChanged,
     Tripped,
     command_text,
+    log_line,
 )
 from tuimeter.core.meter import DatapointView, Reading
 from tuimeter.core.profile import Profile
@@ -136,6 +137,9 @@ class MonitorModel:
             self._line(LogLine(ev.ts, "error", None, f"{ev.kind}: {ev.detail}{raw}"))
             return
         self.dirty = True
+        line = log_line(ev)
+        if line is not None:
+            self._event(ev.ts, line)
         if isinstance(ev, DatapointReceived | CommandFinished | ProfileChosen | ProductInfoReceived | LinkChanged
                       | McuRestarted):
             self.settings_revision += 1
@@ -143,38 +147,28 @@ class MonitorModel:
             self._reading(ev.reading, ev.roles)
         elif isinstance(ev, LinkChanged):
             self.link, self.link_reason = ev.state, ev.reason
-            self._event(ev.ts, f"link {ev.state.value}" + (f": {ev.reason}" if ev.reason else ""))
             if ev.state in (LinkState.LINK_LOST, LinkState.RECONNECTING):
                 self.notices.append((f"link {ev.state.value}: {ev.reason}", "warning"))
         elif isinstance(ev, McuRestarted):
             self.restarts += 1
-            self._event(ev.ts, "the meter's MCU restarted; start-up runs again")
             self.notices.append(("the meter's MCU restarted", "warning"))
         elif isinstance(ev, ProductInfoReceived):
             self.product, self.mcu_version = ev.info.product_id or ev.info.text, ev.info.mcu_version
-            self._event(ev.ts, f"product info: {ev.info.text}")
         elif isinstance(ev, RelayChanged):
             self._relay(ev.on)
         elif isinstance(ev, Tripped):
             self.trip = ev.text
-            self._event(ev.ts, ev.text)
             self.notices.append((f"the meter {ev.text}", "error"))
-        elif isinstance(ev, ProfileChosen):
-            self._event(ev.ts, f"profile {ev.name} ({ev.reason})")
         elif isinstance(ev, ServiceChanged):
             self.services[ev.service] = ev.up
-            self._event(ev.ts, f"{ev.service} {'up' if ev.up else 'down'}: {ev.detail}")
             if ev.level != "info":
                 self.notices.append((f"{ev.service}: {ev.detail}", "warning" if ev.level == "warning" else "error"))
         elif isinstance(ev, CommandFinished):
-            self._event(ev.ts, command_text(ev))
             if ev.result is not CommandResult.REFUSED or ev.source is not CommandSource.KEY:
                 # a key's refusal is told where it was raised, at once
                 self.notices.append((command_text(ev), "information" if ev.ok else "error"))
-        elif isinstance(ev, Notice):
-            self._event(ev.ts, ev.text)
-            if ev.level != "info":
-                self.notices.append((ev.text, "warning" if ev.level == "warning" else "error"))
+        elif isinstance(ev, Notice) and ev.level != "info":
+            self.notices.append((ev.text, "warning" if ev.level == "warning" else "error"))
 
     def _line(self, line: LogLine) -> None:
         self.log.append(line)
