@@ -78,13 +78,15 @@ class Found:
 
 def permission_hint(path: Path) -> str:
     """What to do about a socket this user may not open."""
-    try:
-        st = path.stat()
-    except OSError:
-        st = path.parent.stat()
-    group = group_name(st.st_gid)
-    return (f"permission denied on {path}: only its owner and group {group!r} may attach; join it with "
-            f"'sudo usermod -aG {group} $USER' and log in again (or attach as the service's user)")
+    for p in (path, path.parent):
+        try:
+            group = group_name(p.stat().st_gid)
+        except OSError:
+            continue
+        return (f"permission denied on {path}: only its owner and group {group!r} may attach; join it with "
+                f"'sudo usermod -aG {group} $USER' and log in again (or attach as the service's user)")
+    return (f"permission denied on {path}: a folder on the way is closed to you; attach as the service's user, "
+            "or join its group ('sudo usermod -aG GROUP $USER', GROUP as 'ls -ld' on the folder shows)")
 
 
 def probe(path: Path, timeout: float = PROBE_TIMEOUT) -> Found:

@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 HISTORY = 300  # frame-log lines a viewer gets on connect
 DEFAULT_BACKLOG = 1024 * 1024  # bytes a viewer may fall behind before it is dropped
 STATUS_EVERY = 1.0  # seconds: counters and heartbeat age for the viewers' headers
-SEND_BUFFER = 64 * 1024  # the kernel's share of a viewer's queue: keeps the backlog ours to measure
+SEND_BUFFER = 16 * 1024  # the kernel's share of a viewer's queue: keeps the backlog ours to measure
 HELLO_SOURCES = {"attach": CommandSource.ATTACH, "web": CommandSource.WEB}
 
 
@@ -221,10 +221,9 @@ class ControlServer:
         with contextlib.suppress(OSError):
             writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
         self._state_changes()  # the others are told what changed first; the snapshot starts from here
-        snapshot = wire.dumps(self._snapshot())
-        viewer.allowance = len(snapshot)
         writer.write(wire.dumps(self._hello()))
-        writer.write(snapshot)
+        writer.write(wire.dumps(self._snapshot()))
+        viewer.allowance = writer.transport.get_write_buffer_size()  # what of the snapshot the kernel did not take
         self.viewers.append(viewer)
         log.info("viewer %d attached (pid %s, uid %s); %d attached", viewer.number, pid, uid, len(self.viewers))
         try:
