@@ -24,7 +24,6 @@ from tests.headless_process import TUIMETER, Tuimeter
 from tests.waiting import TIMEOUT, pilot_until, until
 from tuimeter.attach.client import AttachedSession, AttachError
 from tuimeter.core.errors import CommandRefused
-from tuimeter.core.events import LinkState
 from tuimeter.records import read_jsonl
 from tuimeter.tui.app import TuimeterApp
 from tuimeter.tui.dialogs import ConfirmRelay
@@ -234,18 +233,28 @@ async def test_viewers_survive_the_service_restarting(run: Callable[..., Tuimete
     first = service(run, sock, name="first")
     v = viewers(sock)
     session = attached(retry_max=0.5)
+    app = TuimeterApp(session)
     await session.start()
-    await until(lambda: session.status().online and session.reading().relay is True, what="attached, relay on")
-    assert first.stop() == 0
-    await until(lambda: session.status().link is LinkState.RECONNECTING, what="the view saying the service went")
-    assert not sock.exists()  # removed on exit
-    assert session.reading().relay is None  # not confirmed any more: unknown, never the old value
-    with pytest.raises(CommandRefused, match="not attached"):
-        await session.set_relay(False)
-    await until(lambda: "re-attaching" in v.output(), what="the headless viewer saying so", show=v.output)
-    second = service(run, sock, name="second")
-    await until(lambda: session.reattaches == 1 and session.status().online, what="re-attached, online")
-    await until(lambda: session.reading().relay is True, what="the relay known again")
+
+    def header() -> str:
+        return text_of(app.query_one(StatusBar))
+
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot_until(pilot, lambda: "● online" in header() and session.reading().relay is True,
+                          what="attached, online, relay on")
+        assert first.stop() == 0
+        await pilot_until(pilot, lambda: "● reconnecting" in header(), what="the header saying the service went",
+                          show=header)
+        assert any("the service stopped; re-attaching" in ln.text for ln in app.model.log)
+        assert not sock.exists()  # removed on exit
+        assert session.reading().relay is None and app.model.relay is None  # unknown, never the old value
+        with pytest.raises(CommandRefused, match="not attached"):
+            await session.set_relay(False)
+        await until(lambda: "re-attaching" in v.output(), what="the headless viewer saying so", show=v.output)
+        second = service(run, sock, name="second")
+        await pilot_until(pilot, lambda: session.reattaches == 1 and "● online" in header(),
+                          what="re-attached, online in the header", show=header)
+        await pilot_until(pilot, lambda: app.model.relay is True, what="the relay known again")
     await until(lambda: "re-attached" in v.output(), what="the headless viewer back", show=v.output)
     await until(lambda: any(r["ts"] in {x["ts"] for x in second.readings()} for r in v.records("reading")),
                 what="the viewer logging the second service's readings", show=v.output)
@@ -377,3 +386,23 @@ async def test_an_attach_error_is_raised_for_a_socket_that_is_not_a_service(tmp_
     path = tmp_path / "x.sock"
     with pytest.raises(AttachError, match="no tuimeter service at"):
         await AttachedSession(path).start()
+
+
+async def test_a_viewer_writes_a_setting_through_the_services_command_path(
+        run: Callable[..., Tuimeter], attached: Callable[..., AttachedSession], sock: Path) -> None:
+    svc = service(run, sock)
+    session = attached()
+    await session.start()
+    await until(lambda: session.status().online and any(s.value is not None and s.name == "over_voltage_threshold"
+                                                         for s in session.settings()),
+                what="the attached view online, with the meter's over-voltage trip")
+    with pytest.raises(CommandRefused, match="250"):  # checked here as on the service: nothing sent
+        session.check_setting("over_voltage_threshold", "400")
+    assert "confirmed" in await session.write_setting("over_voltage_threshold", "265")
+    await until(lambda: next(s.value for s in session.settings() if s.name == "over_voltage_threshold") == 265,
+                what="265 V confirmed in the view's settings")
+    (change,) = svc.events("setting_change")
+    assert change["source"] == "attach" and change["result"] == "confirmed" and change["new"] == 265
+    # a weakening change needs the second confirmation the screen asks for, on the service's path too
+    with pytest.raises(CommandRefused, match="30 mA"):
+        await session.write_setting("leakage_threshold", "100", allow_weakening=False)

@@ -103,3 +103,33 @@ def test_unit_is_safe_to_run_forever(tmp_path: Path) -> None:
     proc = subprocess.run([*TUIMETER, "/dev/ttyUSB0", "--rec", "x", "--print-systemd-unit"], capture_output=True,
                           text=True, timeout=30)
     assert proc.returncode == 2  # no abbreviations: --rec is not silently --record
+
+
+def test_unit_sets_up_the_control_sockets_folder_and_group(tmp_path: Path) -> None:
+    from tuimeter.service import systemd_unit
+
+    unit = systemd_unit(["/dev/ttyUSB0", "--control", "here.sock"], "/dev/ttyUSB0", "pi", "meterwatch")
+    lines = unit.splitlines()
+    assert "User=pi" in lines and "Group=meterwatch" in lines
+    assert "RuntimeDirectory=tuimeter" in lines and "RuntimeDirectoryMode=0750" in lines
+    assert "sudo usermod -aG meterwatch" in unit  # how another user gets to attach
+    (exec_line,) = [ln for ln in lines if ln.startswith("ExecStart=")]
+    assert str(Path.cwd() / "here.sock") in exec_line  # systemd starts services in /
+
+
+def test_under_systemd_the_socket_goes_in_the_runtime_directory(tmp_path: Path) -> None:
+    """What RuntimeDirectory=tuimeter does: $RUNTIME_DIRECTORY names the folder; the socket is made there,
+    mode 0660, and removed at stop."""
+    runtime = tmp_path / "run-tuimeter"
+    runtime.mkdir(mode=0o750)
+    out = tmp_path / "out.txt"
+    proc = subprocess.Popen([*TUIMETER, "--demo", "--headless"], env={**os.environ, "RUNTIME_DIRECTORY": str(runtime)},
+                            stdout=out.open("w"), stderr=subprocess.STDOUT)
+    try:
+        until_sync(lambda: f"tuimeter attach {runtime / 'demo.sock'}" in out.read_text(), what="the socket announced",
+                   show=out.read_text)
+        assert (runtime / "demo.sock").stat().st_mode & 0o777 == 0o660
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(TIMEOUT) == 0
+    assert not (runtime / "demo.sock").exists()

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import getpass
+import grp
 import os
 import shlex
 import sys
 from pathlib import Path
 
 # options whose value is a file: systemd starts services in /, so relative paths must become absolute
-PATH_OPTIONS = ("--log", "--record", "--mqtt-password-file", "--mqtt-ca", "--profile", "--theme")
+PATH_OPTIONS = ("--log", "--record", "--mqtt-password-file", "--mqtt-ca", "--profile", "--theme", "--control")
 
 
 def _program() -> list[str]:
@@ -69,8 +70,16 @@ def service_argv(argv: list[str]) -> tuple[list[str], list[str]]:
     return out, notes
 
 
-def systemd_unit(argv: list[str], port: str, user: str | None = None) -> str:
+def _group() -> str:
+    try:
+        return grp.getgrgid(os.getgid()).gr_name
+    except KeyError:
+        return str(os.getgid())
+
+
+def systemd_unit(argv: list[str], port: str, user: str | None = None, group: str | None = None) -> str:
     args, notes = service_argv(argv)
+    group = group or _group()
     lines = [
         "# tuimeter as a service: save as /etc/systemd/system/tuimeter.service, then",
         "#   sudo systemctl daemon-reload && sudo systemctl enable --now tuimeter",
@@ -84,8 +93,14 @@ def systemd_unit(argv: list[str], port: str, user: str | None = None) -> str:
         "[Service]",
         "Type=simple",
         f"User={user or getpass.getuser()}",
+        "# the control socket's group: its members may attach ('tuimeter attach'; docs/attach.md). To let",
+        f"# another user watch: sudo usermod -aG {group} THEM (they log in again)",
+        f"Group={group}",
         "# the serial port's group (ls -l the device: dialout, or plugdev on some Raspberry Pi OS releases)",
         "SupplementaryGroups=dialout",
+        "# /run/tuimeter, made at start and removed at stop: the control socket (mode 0660) goes in it",
+        "RuntimeDirectory=tuimeter",
+        "RuntimeDirectoryMode=0750",
         f"ExecStart={_systemd_escape(shlex.join(_program() + args))}",
         "Environment=PYTHONUNBUFFERED=1",
         "Restart=on-failure",

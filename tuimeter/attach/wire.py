@@ -208,9 +208,7 @@ def _decode_event(d: Mapping[str, Any]) -> Event:
     if kind == "service":
         return ServiceChanged(ts, d["service"], d["up"], d["detail"], d["level"])
     if kind == "product":
-        info = decode_product(d["text"])
-        assert info is not None
-        return ProductInfoReceived(ts, info)
+        return ProductInfoReceived(ts, parse_product_info(str(d["text"]).encode()))
     if kind == "profile":
         return ProfileChosen(ts, d["name"], d["reason"])
     if kind == "mcu_restarted":
