@@ -98,7 +98,8 @@ class AttachedSession(MachineViews[Mirror]):
         if hb is not None and self.attached:
             hb = float(hb) + self._loop.time() - self._status_at
         m = self.machine
-        return SessionStatus(self._link, self.attached and bool(s.get("online")), self.port_label,
+        online = self.attached and self._link is LinkState.ONLINE  # the events are fresher than the status line
+        return SessionStatus(self._link, online, self.port_label,
                              int(s.get("frames_in", 0)), int(s.get("frames_out", 0)), int(s.get("bytes_in", 0)),
                              int(s.get("parse_errors", 0)), hb, m.product, m.profile,
                              self.viewer_read_only or bool(s.get("read_only")), bool(s.get("replay")))

@@ -159,11 +159,14 @@ class ControlServer:
     def _tick(self) -> None:
         self._ticker = self._loop.call_later(STATUS_EVERY, self._tick)
         if self.viewers:
-            status = {"type": "status", "status": _status(self.session.status())}
-            state = self._state_changes()
-            if any(state.values()):
-                self._broadcast(wire.dumps({"type": "update", "state": state, "events": []}))
-            self._broadcast(wire.dumps(status))
+            self._tell_changes()
+            self._broadcast(wire.dumps({"type": "status", "status": _status(self.session.status())}))
+
+    def _tell_changes(self) -> None:
+        """State that changed with no event (none is expected, but a viewer must never drift)."""
+        state = self._state_changes()
+        if state["dps"] or state["gone"] or state["types"] or "writing" in state:
+            self._broadcast(wire.dumps({"type": "update", "state": state, "events": []}))
 
     def _state_changes(self) -> dict[str, Any]:
         """The dps, wire types and writes under way that changed since the viewers were last told."""
@@ -220,7 +223,7 @@ class ControlServer:
         viewer = Viewer(next(self._numbers), writer, pid, uid)
         with contextlib.suppress(OSError):
             writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
-        self._state_changes()  # the others are told what changed first; the snapshot starts from here
+        self._tell_changes()  # the others are told what changed first; the snapshot starts from here
         writer.write(wire.dumps(self._hello()))
         writer.write(wire.dumps(self._snapshot()))
         viewer.allowance = writer.transport.get_write_buffer_size()  # what of the snapshot the kernel did not take
