@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import sys
 from collections.abc import AsyncIterator
 
@@ -182,9 +183,15 @@ async def _start_bridges(options: RunOptions, session: HostSession, stack: conte
     return None
 
 
+def _has_screen() -> bool:
+    """A terminal (Textual draws on stderr), or a browser tab: `tuimeter web` (textual-serve) runs each
+    view on pipes with Textual's web driver, which it names in $TEXTUAL_DRIVER."""
+    return "web_driver" in os.environ.get("TEXTUAL_DRIVER", "") or (sys.stdin.isatty() and sys.stderr.isatty())
+
+
 async def _live(session: MeterSession, theme: str | None) -> int:
     """The Textual screen, in this event loop, beside the session."""
-    if not (sys.stdin.isatty() and sys.stderr.isatty()):  # Textual draws on stderr
+    if not _has_screen():
         return _fail("the live screen needs a terminal; use --headless for logs and pipes")
     from tuimeter.tui.app import TuimeterApp
 
