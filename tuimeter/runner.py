@@ -20,6 +20,7 @@ from tuimeter.exitcodes import ExitCode
 from tuimeter.host.api import MeterSession
 from tuimeter.host.session import HostSession, PortError, SessionOptions
 from tuimeter.options import DebugOptions, FrontEnd, ReplayOptions, RunOptions
+from tuimeter.terminal import has_screen
 
 if TYPE_CHECKING:
     from tuimeter.attach.server import ControlServer
@@ -255,7 +256,7 @@ def _port_problem(exc: PortError, port: str | None) -> str:
 async def _live(session: MeterSession, theme: str | None, control: Control | None = None,
                 port: str | None = None) -> int:
     """The Textual screen, in this event loop, beside the session."""
-    if not (sys.stdin.isatty() and sys.stderr.isatty()):  # Textual draws on stderr
+    if not has_screen():
         return _fail("the live screen needs a terminal; use --headless for logs and pipes")
     from tuimeter.tui.app import TuimeterApp
 

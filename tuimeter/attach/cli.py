@@ -10,6 +10,7 @@ from pathlib import Path
 from tuimeter.attach.paths import Found, find_services, runtime_dirs
 from tuimeter.core.events import CommandSource
 from tuimeter.exitcodes import ExitCode
+from tuimeter.terminal import has_screen
 
 SOURCES = {"attach": CommandSource.ATTACH, "web": CommandSource.WEB}
 
@@ -76,7 +77,7 @@ async def _attach(path: Path, args: argparse.Namespace) -> int:
     from tuimeter.attach.client import AttachedSession, AttachError
 
     headless = args.headless
-    if not headless and not (sys.stdin.isatty() and sys.stderr.isatty()):
+    if not headless and not has_screen():
         return _fail("the live screen needs a terminal; use --headless for status lines", ExitCode.USAGE)
     session = AttachedSession(path, read_only=args.read_only, source=SOURCES[args.via], history=not headless)
     # the front end listens before the session starts: the snapshot's events reach it

@@ -283,8 +283,8 @@ class TuimeterApp(App[int]):
             self.notify("replay: nothing is sent; a recording has no relay to switch", severity="warning")
             return
         if self.read_only:
-            self.notify("read-only mode (--read-only): relay commands are disabled; restart without it "
-                        "to switch the relay", severity="warning")
+            self.notify("read-only mode: relay commands are disabled (a --read-only service or view); "
+                        "nothing is sent", severity="warning")
             return
         if self.model.relay_pending is not None:
             self.notify("a relay command is already waiting for the meter's confirmation", severity="warning")
