@@ -4,7 +4,7 @@ The JSON starts with what was run (commit, quick or full, when) and ends with th
 with its figure, its reference measured in the same run and the ratio; that table is also printed
 (to stderr) as Markdown, the rows of docs/performance.md's budget table.
 
---quick runs fewer frames, seconds and runs (about 4 minutes); the figures in docs/performance.md come
+--quick runs fewer frames, seconds and runs (about 5 minutes); the figures in docs/performance.md come
 from the full run (about 30 minutes on a 2-core machine). Budgets are ratios against references
 measured in the same run, so a slower or busier day moves both; still, run it on a quiet machine.
 
