@@ -129,7 +129,7 @@ class Meter:
             self._write(b"".join(chunk))
 
 
-def tail_latencies(log: Path, meter: Meter, stop: threading.Event, out: list[float]) -> None:
+def tail_latencies(log: Path, meter: Meter, stop: threading.Event, out: list[float], interval: float = 0.0005) -> None:
     """Poll the record file. A record covers every frame since the one before it (several reports read
     at once make one reading); its latency is counted from the oldest of them, the worst case."""
     pos = 0
@@ -154,7 +154,7 @@ def tail_latencies(log: Path, meter: Meter, stop: threading.Event, out: list[flo
                     sent = meter.sent.get(oldest)
                     if sent is not None:
                         out.append(now - sent)
-        time.sleep(0.0005)
+        time.sleep(interval)
 
 
 async def run_once(seconds: float, reference: bool, tick: float = TICK) -> dict[str, float]:

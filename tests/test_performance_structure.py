@@ -2,19 +2,32 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
+import pytest
+
+from benchmarks.__main__ import budget_rows
+from benchmarks.attach import CONFIGS
 from benchmarks.common import chunked, machine_receive, online_machine, recorded_stream
 from benchmarks.core import run_core, run_floor
 from benchmarks.digits_app import Line
 from benchmarks.headless import report
+from tuimeter.attach import wire
+from tuimeter.attach.server import ControlServer, Viewer
 from tuimeter.core.commands import Command
 from tuimeter.core.events import DatapointReceived, FrameLogged, Notice, ReadingUpdated
 from tuimeter.core.frames import Frame
+from tuimeter.core.profile import load_profile
 from tuimeter.host.bus import EventBus
+from tuimeter.host.session import HostSession, SessionOptions
 from tuimeter.tui.model import LOG_KEEP, MonitorModel
 
 TS = datetime(2026, 11, 24, tzinfo=UTC)
+RESULTS = Path(__file__).parents[1] / "docs" / "performance-results.json"
+ENCODE = wire.encode_event
 
 
 def test_the_frame_log_in_memory_is_bounded() -> None:
@@ -77,3 +90,73 @@ def test_the_screen_reference_app_shows_every_read_s_newest_report() -> None:
         line.data_received(stream[i:i + 7])
     leakage = [int.from_bytes(v[8:10], "big") for v in shown]
     assert leakage == sorted(set(leakage)) and leakage[-1] == 49 and len(leakage) >= 45
+
+
+class _Transport:
+    def __init__(self) -> None:
+        self.lines: list[bytes] = []
+
+    def is_closing(self) -> bool:
+        return False
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+
+class _Writer:
+    """What ControlServer uses of a viewer's StreamWriter: every line it is given, kept."""
+
+    def __init__(self) -> None:
+        self.transport = _Transport()
+
+    def write(self, line: bytes) -> None:
+        self.transport.lines.append(line)
+
+
+async def _served(viewers: int, monkeypatch: pytest.MonkeyPatch) -> tuple[list[object], list[_Writer]]:
+    """A burst of a screen-configured session (frame log, per-dp events: what --control turns on) published
+    to a ControlServer with `viewers` viewers; the events it encoded, and the viewers' writers."""
+    encoded: list[object] = []
+
+    def counting(ev: Any) -> Any:
+        encoded.append(ev)
+        return ENCODE(ev)
+
+    monkeypatch.setattr(wire, "encode_event", counting)
+    session = HostSession(SessionOptions(port="/dev/null"), load_profile())
+    session.machine = online_machine(screen=True)
+    session.machine.events()
+    server = ControlServer(session, Path("/nonexistent/tuimeter-test.sock"))
+    writers = [_Writer() for _ in range(viewers)]
+    server.viewers = [Viewer(n, w, None, None) for n, w in enumerate(writers)]  # type: ignore[arg-type]
+    machine_receive(session.machine, b"".join(report(seq) for seq in range(5)), 100.0)
+    session.bus.publish(session.machine.events())
+    session.bus.close()
+    await session.bus.wait_closed()
+    return encoded, writers
+
+
+async def test_with_no_viewer_attached_the_control_server_encodes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    # what the control-on, no-viewer budget (benchmarks/attach.py) rests on: the history is kept, no more
+    encoded, _ = await _served(0, monkeypatch)
+    assert encoded == []
+
+
+async def test_a_burst_is_encoded_once_and_the_same_line_written_to_every_viewer(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # what the 3-viewers-over-1 budget (benchmarks/attach.py) rests on
+    one, _ = await _served(1, monkeypatch)
+    three, writers = await _served(3, monkeypatch)
+    assert len(three) == len(one) and sum(isinstance(e, FrameLogged) and e.direction == "in" for e in three) == 5
+    assert len(writers[0].transport.lines) == 1
+    assert writers[0].transport.lines == writers[1].transport.lines == writers[2].transport.lines
+
+
+def test_the_budget_rows_are_those_of_the_results_file_and_of_a_partial_run() -> None:
+    # docs/performance-results.json may hold benchmarks merged in later (python -m benchmarks --only NAME
+    # --out FILE): its budget rows must still be the ones its results give
+    *measured, budgets = json.loads(RESULTS.read_text(encoding="utf-8"))
+    assert budgets["benchmark"] == "budgets" and budget_rows(measured) == budgets["rows"]
+    attach = [r for r in measured if r["benchmark"] == "viewers attached to a headless service"]
+    assert attach and attach[0]["configurations"].keys() == {c.key for c in CONFIGS}
+    assert {row["what"].split(":")[0] for row in budget_rows(attach)} == {"viewers"}
