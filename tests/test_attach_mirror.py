@@ -12,7 +12,7 @@ from tests.tui_support import OfflineLink
 from tests.waiting import until
 from tuimeter.attach.client import AttachedSession
 from tuimeter.attach.server import ControlServer
-from tuimeter.core.events import LinkState
+from tuimeter.core.events import DatapointReceived, FrameLogged, LinkState
 
 
 def differences(service: OfflineLink, view: AttachedSession) -> list[str]:
@@ -79,3 +79,27 @@ async def test_a_view_that_attaches_later_gets_the_same_state(tmp_path: Path) ->
     finally:
         await view.close()
         await server.close()
+
+
+async def test_the_discovery_view_gets_every_dp_report_and_status_lines_get_no_frames(
+        pair: tuple[OfflineLink, AttachedSession], tmp_path: Path) -> None:
+    service, view = pair
+    lines = AttachedSession(tmp_path / "s.sock", history=False, wallclock=service.wall)  # as attach --headless
+    await lines.start()
+    kinds: dict[str, list[object]] = {"service": [], "view": [], "lines": []}
+    service.bus.add_listener(lambda ev: kinds["service"].append(ev))
+    view.bus.add_listener(lambda ev: kinds["view"].append(ev))
+    lines.bus.add_listener(lambda ev: kinds["lines"].append(ev))
+    try:
+        service.run(30)
+
+        def reports(name: str) -> list[tuple[int, bytes]]:
+            return [(ev.dp.id, ev.dp.raw) for ev in kinds[name] if isinstance(ev, DatapointReceived)]
+
+        await until(lambda: len(reports("view")) == len(reports("service")) > 10, what="every dp report in the view",
+                    show=lambda: (len(reports("view")), len(reports("service"))))
+        assert reports("view") == reports("service")  # what the discovery view counts, in order
+        await until(lambda: lines.reading().voltage_v is not None, what="readings for the status lines")
+        assert not any(isinstance(ev, FrameLogged | DatapointReceived) for ev in kinds["lines"])
+    finally:
+        await lines.close()

@@ -71,12 +71,18 @@ def test_every_event_arrives_as_it_was_published(ev: Event) -> None:
     assert through_the_socket(ev) == ev
 
 
-def test_a_logged_frame_arrives_with_the_services_description() -> None:
+def test_a_logged_frame_arrives_to_be_described_by_the_viewer() -> None:
     frame = Frame(3, Command.DP_REPORT, make_datapoint(1, DPType.BOOL, True).encode())
     ev = FrameLogged(TS, "in", frame, lambda f: "dp report: relay on")
-    got = through_the_socket(ev)
+    encoded = wire.encode_event(ev)
+    assert encoded is not None and "text" not in encoded  # describing is the viewer's work, not the service's
+    line = wire.loads(wire.dumps({"type": "update", "events": [encoded]}))
+    got = wire.decode_event(line["events"][0], describe=lambda f: f"described here: {f.command}")
     assert isinstance(got, FrameLogged)
-    assert (got.ts, got.direction, got.frame, got.text, got.hex) == (TS, "in", frame, "dp report: relay on", ev.hex)
+    assert (got.ts, got.direction, got.frame, got.hex) == (TS, "in", frame, ev.hex)
+    assert got.text == f"described here: {Command.DP_REPORT}"
+    history = wire.decode_event({**encoded, "text": ev.text})  # a snapshot's history: the service's own text
+    assert isinstance(history, FrameLogged) and history.text == "dp report: relay on"
 
 
 @given(st.integers(0, 255), st.sampled_from(list(DPType)), st.binary(max_size=40))

@@ -22,10 +22,14 @@ from tuimeter.attach import wire
 from tuimeter.attach.mirror import Mirror
 from tuimeter.attach.paths import permission_hint
 from tuimeter.core import command_path
+from tuimeter.core.commands import report_payload
+from tuimeter.core.datapoints import decode_datapoints
 from tuimeter.core.errors import CommandRefused
 from tuimeter.core.events import (
     CommandSource,
+    DatapointReceived,
     Event,
+    FrameLogged,
     LinkChanged,
     LinkState,
     Notice,
@@ -135,7 +139,7 @@ class AttachedSession(MachineViews[Mirror]):
             raise AttachError(f"cannot attach to {self.path}: {exc.strerror or exc}") from None
         try:
             writer.write(wire.dumps({"type": "hello", "protocol": wire.PROTOCOL, "client": self.source.value,
-                                     "read_only": self.viewer_read_only}))
+                                     "read_only": self.viewer_read_only, "frame_log": self.history}))
             hello = await self._first(reader, "hello")
             if hello.get("protocol") != wire.PROTOCOL:
                 raise AttachError(f"the service at {self.path} speaks attach protocol {hello.get('protocol')} "
@@ -266,15 +270,20 @@ class AttachedSession(MachineViews[Mirror]):
             self.machine.use_profile(self._profile(m["profile"]), "the service's profile", self._wall())
             self.machine.events()  # the service's own ProfileChosen and reading follow
         self.machine.apply(m["state"])
-        events = [wire.decode_event(e) for e in m["events"]]
-        for ev in events:
-            if isinstance(ev, LinkChanged):
+        events: list[Event] = []
+        for item in m["events"]:
+            ev = wire.decode_event(item, self.machine.describe_frame)
+            events.append(ev)
+            if isinstance(ev, FrameLogged):
+                events += _reported(ev)
+            elif isinstance(ev, LinkChanged):
                 self._link = ev.state
             elif isinstance(ev, ProductInfoReceived):
                 self.machine.product = ev.info
         self._publish(events)
 
-    def _profile(self, d: dict[str, Any]) -> Profile:
+    @staticmethod
+    def _profile(d: dict[str, Any]) -> Profile:
         return parse_profile(str(d["toml"]), f"{d.get('name', 'profile')} (the service's)")
 
     def _publish(self, events: list[Event]) -> None:
@@ -319,3 +328,13 @@ class AttachedSession(MachineViews[Mirror]):
     def use_profile(self, profile: Profile, reason: str) -> None:
         self.machine.use_profile(profile, reason, self._wall())
         self._publish([*self.machine.events(), Notice(self._wall(), LOCAL_PROFILE, "warning")])
+
+
+def _reported(ev: FrameLogged) -> list[Event]:
+    """The per-dp events of a report the meter sent, as the service's reader makes them (they are not on
+    the wire: the frame carries them)."""
+    payload = report_payload(ev.frame) if ev.direction == "in" else None
+    if payload is None:
+        return []
+    dps, _ = decode_datapoints(payload)
+    return [DatapointReceived(ev.ts, dp) for dp in dps]

@@ -28,6 +28,7 @@ from tuimeter.attach import wire
 from tuimeter.core.datapoints import DataPoint, DPType
 from tuimeter.core.events import (
     CommandSource,
+    DatapointReceived,
     Event,
     FrameLogged,
     Notice,
@@ -49,6 +50,7 @@ DEFAULT_BACKLOG = 1024 * 1024  # bytes a viewer may fall behind before it is dro
 STATUS_EVERY = 1.0  # seconds: counters and heartbeat age for the viewers' headers
 SEND_BUFFER = 16 * 1024  # the kernel's share of a viewer's queue: keeps the backlog ours to measure
 HELLO_SOURCES = {"attach": CommandSource.ATTACH, "web": CommandSource.WEB}
+_FRAME_LOG = (FrameLogged, ParseProblem)  # the frame log's lines: only for viewers that show one
 
 
 class ControlError(Exception):
@@ -67,6 +69,7 @@ class Viewer:
     uid: int | None
     read_only: bool = False
     source: CommandSource = CommandSource.ATTACH
+    frame_log: bool = True  # it shows a frame log (a screen); status-line viewers get no frames
     allowance: int = 0  # the snapshot's bytes: allowed on top of the backlog until it has drained once
     dropped: bool = False
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
@@ -139,22 +142,43 @@ class ControlServer:
 
     # ---- events -> viewers -----------------------------------------------------------------
     def _on_batch(self, events: list[Event]) -> None:
+        routine = True  # a report burst (frames, dps, a reading): only the dps it reported can have changed
+        reported: set[int] = set()
         for ev in events:
-            if isinstance(ev, FrameLogged | ParseProblem) or log_line(ev) is not None:
+            if isinstance(ev, DatapointReceived):
+                reported.add(ev.dp.id)
+            elif isinstance(ev, FrameLogged | ParseProblem):
                 self._history.append(ev)
-            if isinstance(ev, ServiceChanged):
-                self._services[ev.service] = ev
-            elif isinstance(ev, Tripped):
-                self._trip = ev
-            elif isinstance(ev, ReadingUpdated) and ev.reading.relay:
-                self._trip = None  # on again: the trip is over
+            elif isinstance(ev, ReadingUpdated):
+                if ev.reading.relay:
+                    self._trip = None  # on again: the trip is over
+            else:
+                routine = False
+                self._keep(ev)
         if not self.viewers:
             return
-        encoded = [e for e in map(wire.encode_event, events) if e is not None]
-        update: dict[str, Any] = {"type": "update", "state": self._state_changes(), "events": encoded}
-        if any(isinstance(ev, ProfileChosen) for ev in events):
+        # each event encoded once; per-dp events are not sent (a viewer reads them off the frames it gets)
+        encoded = [(isinstance(ev, _FRAME_LOG), e) for ev in events if not isinstance(ev, DatapointReceived)
+                   and (e := wire.encode_event(ev)) is not None]
+        update: dict[str, Any] = {"type": "update", "state": self._state_changes(reported if routine else None)}
+        if not routine and any(isinstance(ev, ProfileChosen) for ev in events):
             update["profile"] = self._profile()
-        self._broadcast(wire.dumps(update))
+        lines: dict[bool, bytes] = {}  # with the frame log, and without (status-line viewers): each made once
+        for viewer in list(self.viewers):
+            line = lines.get(viewer.frame_log)
+            if line is None:
+                chosen = [e for log_only, e in encoded if viewer.frame_log or not log_only]
+                line = lines[viewer.frame_log] = wire.dumps({**update, "events": chosen})
+            self._send(viewer, line)
+
+    def _keep(self, ev: Event) -> None:
+        """What a viewer that attaches later is told of: the log's lines, the bridges, the last trip."""
+        if log_line(ev) is not None:
+            self._history.append(ev)
+        if isinstance(ev, ServiceChanged):
+            self._services[ev.service] = ev
+        elif isinstance(ev, Tripped):
+            self._trip = ev
 
     def _tick(self) -> None:
         self._ticker = self._loop.call_later(STATUS_EVERY, self._tick)
@@ -168,10 +192,17 @@ class ControlServer:
         if state["dps"] or state["gone"] or state["types"] or "writing" in state:
             self._broadcast(wire.dumps({"type": "update", "state": state, "events": []}))
 
-    def _state_changes(self) -> dict[str, Any]:
-        """The dps, wire types and writes under way that changed since the viewers were last told."""
+    def _state_changes(self, only: set[int] | None = None) -> dict[str, Any]:
+        """The dps, wire types and writes under way that changed since the viewers were last told; `only`:
+        look at these dps alone (a report burst forgets nothing; the next full look is at most 1 s away)."""
         now = self.session.state()
         sent = self._sent
+        if only is not None:
+            fresh = [(dpid, now.dps[dpid]) for dpid in only if dpid in now.dps and sent.dps.get(dpid) != now.dps[dpid]]
+            sent.dps.update(fresh)
+            types = {str(dpid): int(dp.type) for dpid, dp in fresh if sent.types.get(dpid) is not dp.type}
+            sent.types.update((dpid, dp.type) for dpid, dp in fresh)
+            return {"dps": [wire.encode_dp(dp) for _, dp in fresh], "gone": [], "types": types}
         dps = [wire.encode_dp(dp) for dpid, dp in now.dps.items() if sent.dps.get(dpid) != dp]
         gone = [dpid for dpid in sent.dps if dpid not in now.dps]
         types = {str(dpid): int(t) for dpid, t in now.types.items() if sent.types.get(dpid) is not t}
@@ -253,6 +284,7 @@ class ControlServer:
             kind = message["type"]
             if kind == "hello":
                 viewer.read_only = bool(message.get("read_only"))
+                viewer.frame_log = bool(message.get("frame_log", True))
                 viewer.source = HELLO_SOURCES.get(str(message.get("client")), CommandSource.ATTACH)
                 self._publish_notice(f"{viewer.label} attached{' read-only' if viewer.read_only else ''}; "
                                      f"{len(self.viewers)} attached")
@@ -333,7 +365,9 @@ class ControlServer:
 
 def _history_item(ev: Event) -> dict[str, Any] | None:
     """Frames and parse problems as they were; every other line as the text it made (no alerts again)."""
-    if isinstance(ev, FrameLogged | ParseProblem):
+    if isinstance(ev, FrameLogged):
+        return {**wire.encode_frame(ev), "text": ev.text}  # described with the state the service has now
+    if isinstance(ev, ParseProblem):
         return wire.encode_event(ev)
     text = log_line(ev)
     return None if text is None else wire.encode_event(Notice(ev.ts, text))

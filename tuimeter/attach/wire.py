@@ -8,7 +8,7 @@ Pure functions: no I/O, no asyncio.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -114,7 +114,7 @@ def encode_event(ev: Event) -> dict[str, Any] | None:
         case ReadingUpdated():
             return {"event": "reading", "ts": ts, "reading": ev.reading.as_record(), "roles": sorted(ev.roles)}
         case FrameLogged():
-            return {"event": "frame", "ts": ts, "dir": ev.direction, "raw": ev.frame.raw.hex(), "text": ev.text}
+            return encode_frame(ev)
         case DatapointReceived():
             return {"event": "dp", "ts": ts, "dp": encode_dp(ev.dp)}
         case ParseProblem():
@@ -141,6 +141,12 @@ def encode_event(ev: Event) -> dict[str, Any] | None:
         case McuRestarted():
             return {"event": "mcu_restarted", "ts": ts}
     return None
+
+
+def encode_frame(ev: FrameLogged) -> dict[str, Any]:
+    """A logged frame without its text: a viewer describes it with its own copy of the state (describing
+    is most of what a frame costs to encode, and only a screen reads it)."""
+    return {"event": "frame", "ts": _ts(ev.ts), "dir": ev.direction, "raw": ev.frame.raw.hex()}
 
 
 def _encode_change(c: SettingChange | None) -> dict[str, Any] | None:
@@ -173,23 +179,26 @@ class FixedText:
         return self.text
 
 
-def decode_event(d: Mapping[str, Any]) -> Event:
-    """The event a JSON object encodes; WireError when it is not one."""
+def decode_event(d: Mapping[str, Any], describe: Callable[[Frame], str] | None = None) -> Event:
+    """The event a JSON object encodes; WireError when it is not one. A frame is described by `describe`
+    (the viewer's copy of the state), or by the text the service gave it (history)."""
     try:
-        return _decode_event(d)
+        return _decode_event(d, describe)
     except WireError:
         raise
     except (KeyError, TypeError, ValueError) as exc:
         raise WireError(f"a bad {d.get('event')!r} event: {type(exc).__name__}: {exc}") from None
 
 
-def _decode_event(d: Mapping[str, Any]) -> Event:
+def _decode_event(d: Mapping[str, Any], describe: Callable[[Frame], str] | None) -> Event:
     ts = _time(d["ts"])
     kind = d["event"]
     if kind == "reading":
         return ReadingUpdated(ts, _reading(ts, d["reading"]), frozenset(d["roles"]))
     if kind == "frame":
-        return FrameLogged(ts, d["dir"], Frame.from_bytes(bytes.fromhex(d["raw"])), FixedText(d["text"]))
+        text = d.get("text")
+        return FrameLogged(ts, d["dir"], Frame.from_bytes(bytes.fromhex(d["raw"])),
+                           FixedText(text) if isinstance(text, str) else describe)
     if kind == "dp":
         return DatapointReceived(ts, decode_dp(d["dp"]))
     if kind == "parse":
