@@ -15,6 +15,7 @@ from benchmarks.common import chunked, machine_receive, online_machine, recorded
 from benchmarks.core import run_core, run_floor
 from benchmarks.digits_app import Line
 from benchmarks.headless import report
+from tests.waiting import until
 from tuimeter.attach import wire
 from tuimeter.attach.server import ControlServer, Viewer
 from tuimeter.core.commands import Command
@@ -131,6 +132,7 @@ async def _served(viewers: int, monkeypatch: pytest.MonkeyPatch) -> tuple[list[o
     server.viewers = [Viewer(n, w, None, None) for n, w in enumerate(writers)]  # type: ignore[arg-type]
     machine_receive(session.machine, b"".join(report(seq) for seq in range(5)), 100.0)
     session.bus.publish(session.machine.events())
+    await until(lambda: all(w.transport.lines for w in writers), what="the lines written")  # within SEND_EVERY
     session.bus.close()
     await session.bus.wait_closed()
     return encoded, writers

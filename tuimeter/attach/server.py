@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 HISTORY = 300  # frame-log lines a viewer gets on connect
 DEFAULT_BACKLOG = 1024 * 1024  # bytes a viewer may fall behind before it is dropped
 STATUS_EVERY = 1.0  # seconds: counters and heartbeat age for the viewers' headers
+SEND_EVERY = 0.05  # seconds: a viewer's lines are written together, at most this late (the screen redraws at 0.1 s)
 SEND_BUFFER = 16 * 1024  # the kernel's share of a viewer's queue: keeps the backlog ours to measure
 HELLO_SOURCES = {"attach": CommandSource.ATTACH, "web": CommandSource.WEB}
 _FRAME_LOG = (FrameLogged, ParseProblem)  # the frame log's lines: only for viewers that show one
@@ -72,6 +73,7 @@ class Viewer:
     frame_log: bool = True  # it shows a frame log (a screen); status-line viewers get no frames
     allowance: int = 0  # the snapshot's bytes: allowed on top of the backlog until it has drained once
     dropped: bool = False
+    pending: list[bytes] = field(default_factory=list)  # lines not written yet (see ControlServer._send)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     @property
@@ -105,6 +107,7 @@ class ControlServer:
         self._commands: asyncio.Queue[tuple[Viewer, dict[str, Any]]] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
         self._ticker: asyncio.TimerHandle | None = None
+        self._flusher: asyncio.TimerHandle | None = None
         self._loop = asyncio.get_running_loop()
         self.dropped = 0
         session.bus.add_batch_listener(self._on_batch)
@@ -125,6 +128,9 @@ class ControlServer:
             self._ticker.cancel()
         if self._server is not None:
             self._server.close()
+        if self._flusher is not None:
+            self._flusher.cancel()
+        self._flush()
         bye = wire.dumps({"type": "bye", "reason": "the service stopped"})
         for viewer in list(self.viewers):
             self._close_viewer(viewer, bye)
@@ -221,13 +227,27 @@ class ControlServer:
             self._send(viewer, line)
 
     def _send(self, viewer: Viewer, line: bytes) -> None:
+        """Queue a line; every viewer's queue is written at most SEND_EVERY later, in one write (waking a
+        viewer costs the service more than encoding for it: one wake-up per burst per viewer adds up)."""
         if viewer.dropped:
             return
+        viewer.pending.append(line)
+        if self._flusher is None:
+            self._flusher = self._loop.call_later(SEND_EVERY, self._flush)
+
+    def _flush(self) -> None:
+        self._flusher = None
+        for viewer in list(self.viewers):
+            if viewer.pending:
+                self._write(viewer, b"".join(viewer.pending))
+                viewer.pending.clear()
+
+    def _write(self, viewer: Viewer, data: bytes) -> None:
         transport = viewer.writer.transport
         if transport.is_closing():
             self._forget(viewer)
             return
-        viewer.writer.write(line)
+        viewer.writer.write(data)
         backlog = transport.get_write_buffer_size()
         if backlog <= self.max_backlog:
             viewer.allowance = 0  # the snapshot has gone: from now on the backlog alone counts
