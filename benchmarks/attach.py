@@ -14,7 +14,8 @@ The viewers' own CPU and the machine's load are reported beside them.
 Latency: frame written on the pty → the attached live screen's leakage panel showing that frame's
 sequence number: an AttachedSession and the real TuimeterApp in this process (Textual run_test,
 160x48), beside two `--headless` viewer processes, polled every 2 ms. The floor: the service reads a
-busy port every 15 ms, and a reading waits up to 0.1 s for the panels' next redraw
+busy port every 15 ms, writes a viewer's lines at most 50 ms late (tuimeter.attach.server.SEND_EVERY),
+and a reading waits up to 0.1 s for the panels' next redraw
 (tuimeter.tui.app.REFRESH_S); like benchmarks.tui, each redraw is timed from the newest frame it
 shows. Also frame → record in the service's own log and in a headless viewer's log.
 
