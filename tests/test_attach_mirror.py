@@ -103,3 +103,18 @@ async def test_the_discovery_view_gets_every_dp_report_and_status_lines_get_no_f
         assert not any(isinstance(ev, FrameLogged | DatapointReceived) for ev in kinds["lines"])
     finally:
         await lines.close()
+
+
+async def test_a_write_under_way_shows_as_writing_in_the_view(pair: tuple[OfflineLink, AttachedSession]) -> None:
+    service, view = pair
+    service.run(30)
+
+    def writing() -> object:
+        return next(s.writing for s in view.settings() if s.name == "over_voltage_threshold")
+
+    await until(lambda: view.status().online, what="the view online")
+    service.machine.request_setting("over_voltage_threshold", "270", service.now, service.wall())
+    service._publish()  # the write goes out; the meter has not answered yet
+    await until(lambda: writing() == 270, what="'writing… 270' in the view", show=writing)
+    service.run(5)  # the meter reports the new value
+    await until(lambda: writing() is None and not differences(service, view), what="the write confirmed in the view")

@@ -155,6 +155,8 @@ class ControlServer:
                 reported.add(ev.dp.id)
             elif isinstance(ev, FrameLogged | ParseProblem):
                 self._history.append(ev)
+                if isinstance(ev, FrameLogged) and ev.direction == "out":
+                    routine = False  # a command sent: a write under way shows as "writing…" at once
             elif isinstance(ev, ReadingUpdated):
                 if ev.reading.relay:
                     self._trip = None  # on again: the trip is over
