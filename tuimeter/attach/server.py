@@ -74,7 +74,6 @@ class Viewer:
     allowance: int = 0  # the snapshot's bytes: allowed on top of the backlog until it has drained once
     dropped: bool = False
     pending: list[bytes] = field(default_factory=list)  # lines not written yet (see ControlServer._send)
-    tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     @property
     def label(self) -> str:
@@ -109,7 +108,6 @@ class ControlServer:
         self._ticker: asyncio.TimerHandle | None = None
         self._flusher: asyncio.TimerHandle | None = None
         self._loop = asyncio.get_running_loop()
-        self.dropped = 0
         session.bus.add_batch_listener(self._on_batch)
 
     # ---- lifecycle -------------------------------------------------------------------------
@@ -257,7 +255,6 @@ class ControlServer:
             self._drop(viewer, backlog)
 
     def _drop(self, viewer: Viewer, backlog: int) -> None:
-        self.dropped += 1
         text = (f"{viewer.label} dropped: it fell {backlog // 1024} KB behind (stuck, or too slow); "
                 "the service and the other viewers carry on")
         log.warning("%s", text)
